@@ -1,0 +1,129 @@
+//! `SimEnv`: the simulator's implementation of `warden::env::Env`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use warden::env::{Env, Instant, LocalTask};
+
+use crate::check::FailureClass;
+use crate::exec::{Kernel, TimerKey};
+use crate::rng::Stream;
+
+/// Wall clock of a simulated host at boot: 2026-01-01T00:00:00Z.
+const WALL_AT_BOOT_SECS: u64 = 1_767_225_600;
+
+/// The environment of one simulated process.
+#[derive(Clone)]
+pub struct SimEnv {
+    kernel: Rc<Kernel>,
+    pid: u32,
+}
+
+impl SimEnv {
+    /// The environment of process `pid` in `kernel`'s run.
+    pub(crate) fn new(kernel: Rc<Kernel>, pid: u32) -> Self {
+        SimEnv { kernel, pid }
+    }
+
+    /// This process's id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+impl Env for SimEnv {
+    #[inline]
+    fn now(&self) -> Instant {
+        Instant::from_nanos(self.kernel.now_ns())
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_AT_BOOT_SECS) + Duration::from_nanos(self.kernel.now_ns())
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + 'static {
+        Sleep { kernel: self.kernel.clone(), deadline: deadline.as_nanos(), key: None }
+    }
+
+    fn yield_now(&self) -> impl Future<Output = ()> + 'static {
+        YieldNow { yielded: false }
+    }
+
+    fn spawn_task(&self, name: &str, task: LocalTask) {
+        self.kernel.spawn(self.pid, name, task);
+    }
+
+    fn random_u64(&self) -> u64 {
+        self.kernel.decisions.borrow_mut().draw(Stream::App)
+    }
+
+    fn buggify_site(&self, site: &'static str) -> bool {
+        self.kernel.buggify(site)
+    }
+
+    fn mutant_enabled(&self, name: &'static str) -> bool {
+        self.kernel.mutant_on(name)
+    }
+
+    fn report_unobserved_panic(&self, task: &str, message: &str) {
+        self.kernel.checks.fail_class(
+            FailureClass::Crash,
+            "no-unobserved-panic",
+            format!("detached task {task:?} (pid {}) panicked: {message}", self.pid),
+        );
+    }
+}
+
+/// A virtual-time sleep.
+struct Sleep {
+    kernel: Rc<Kernel>,
+    deadline: u64,
+    key: Option<TimerKey>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.kernel.now_ns() >= self.deadline {
+            self.key = None;
+            return Poll::Ready(());
+        }
+        match self.key {
+            Some(key) => self.kernel.update_timer(key, cx.waker()),
+            None => {
+                let key = self.kernel.add_timer(self.deadline, cx.waker().clone());
+                self.key = Some(key);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.kernel.remove_timer(key);
+        }
+    }
+}
+
+/// Returns `Pending` once after waking itself: every other ready task may
+/// run first, and the executor counts it as a yield, not progress.
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,447 @@
+//! The executor: one thread, tasks in a slab, a ready list, id-only wakers,
+//! a pluggable [`Scheduler`], virtual time that costs a random amount per
+//! poll and jumps to the next timer when nothing is ready.
+//!
+//! The [`Kernel`] is the state of one simulated run that every `SimEnv`
+//! handle of that run shares.
+
+mod timers;
+mod waker;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll};
+
+use warden::env::LocalTask;
+use warden::env::mutants;
+
+use crate::check::{Checks, FailureClass};
+use crate::rng::{Decisions, Stream, below};
+use crate::sched::Scheduler;
+use crate::trace;
+use crate::watchdog::WatchSlot;
+
+pub use timers::{TimerKey, Timers};
+pub use waker::TaskId;
+
+/// A task re-polled this many times in a row only because it woke itself
+/// (yielded) fails the run as a livelock.
+pub const LIVELOCK_STREAK: u32 = 20_000;
+
+/// Per-process counters the tests read: live tasks and polls per virtual
+/// second.
+#[derive(Debug, Default, Clone)]
+pub struct ProcStats {
+    /// Tasks spawned and not yet finished.
+    pub live_tasks: u32,
+    /// Polls in each virtual second since boot, indexed by the second.
+    pub polls_by_second: Vec<u32>,
+}
+
+struct TaskEntry {
+    fut: Option<LocalTask>,
+    pid: u32,
+    name: Box<str>,
+    queued: bool,
+    woken_by_other: bool,
+    streak: u32,
+}
+
+struct Slot {
+    generation: u16,
+    entry: Option<TaskEntry>,
+}
+
+#[derive(Default)]
+struct Tasks {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    ready: Vec<TaskId>,
+}
+
+/// A task id without its run epoch: what records store, so that a record
+/// replays in any process (epochs count runs per process).
+#[inline]
+pub fn task_key(id: TaskId) -> u64 {
+    id & 0xffff_ffff_ffff
+}
+
+/// Why [`Kernel::run_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// No task is ready and no timer is pending.
+    Quiescent,
+    /// Virtual time reached the limit.
+    TimeLimit,
+    /// A check failed; the run is over.
+    Failed,
+}
+
+/// Fault switches of one run.
+#[derive(Debug, Default)]
+pub struct Buggify {
+    /// Whether buggify may fire at all (scenario and phase).
+    pub allowed: bool,
+    /// Sites decided so far: enabled or not for this run.
+    pub sites: BTreeMap<&'static str, bool>,
+    /// Decisions forced by a fault plan.
+    pub forced: BTreeMap<String, bool>,
+}
+
+/// The shared state of one simulated run.
+pub struct Kernel {
+    now: Cell<u64>,
+    timers: RefCell<Timers>,
+    tasks: RefCell<Tasks>,
+    scheduler: RefCell<Box<dyn Scheduler>>,
+    pub(crate) decisions: RefCell<Decisions>,
+    procs: RefCell<BTreeMap<u32, ProcStats>>,
+    pub(crate) buggify: RefCell<Buggify>,
+    pub(crate) mutant: Option<&'static str>,
+    pub(crate) checks: Checks,
+    epoch: u16,
+    steps: Cell<u64>,
+    polls: Cell<u64>,
+    poll_cost_max_ns: u64,
+    watch: Option<std::sync::Arc<WatchSlot>>,
+    woken: RefCell<Vec<TaskId>>,
+}
+
+impl Kernel {
+    /// A kernel at virtual time zero.
+    pub fn new(
+        epoch: u16,
+        scheduler: Box<dyn Scheduler>,
+        decisions: Decisions,
+        poll_cost_max_ns: u64,
+        mutant: Option<&'static str>,
+        checks: Checks,
+        watch: Option<std::sync::Arc<WatchSlot>>,
+    ) -> Self {
+        waker::reset();
+        Kernel {
+            now: Cell::new(0),
+            timers: RefCell::default(),
+            tasks: RefCell::default(),
+            scheduler: RefCell::new(scheduler),
+            decisions: RefCell::new(decisions),
+            procs: RefCell::default(),
+            buggify: RefCell::default(),
+            mutant,
+            checks,
+            epoch,
+            steps: Cell::new(0),
+            polls: Cell::new(0),
+            poll_cost_max_ns,
+            watch,
+            woken: RefCell::default(),
+        }
+    }
+
+    /// Virtual nanoseconds since boot.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.now.get()
+    }
+
+    /// Scheduling steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps.get()
+    }
+
+    /// Polls so far.
+    pub fn polls(&self) -> u64 {
+        self.polls.get()
+    }
+
+    /// Registers a timer.
+    pub fn add_timer(&self, deadline_ns: u64, waker: std::task::Waker) -> TimerKey {
+        self.timers.borrow_mut().insert(deadline_ns, waker)
+    }
+
+    /// Points a live timer at another waker.
+    pub fn update_timer(&self, key: TimerKey, waker: &std::task::Waker) {
+        self.timers.borrow_mut().update(key, waker);
+    }
+
+    /// Cancels a timer.
+    pub fn remove_timer(&self, key: TimerKey) {
+        // A timer dropped during the kernel's own teardown finds it borrowed.
+        if let Ok(mut t) = self.timers.try_borrow_mut() {
+            t.remove(key);
+        }
+    }
+
+    /// Counters of process `pid`.
+    pub fn proc_stats(&self, pid: u32) -> ProcStats {
+        self.procs.borrow().get(&pid).cloned().unwrap_or_default()
+    }
+
+    /// Spawns `fut` as a task of process `pid`.
+    pub fn spawn(&self, pid: u32, name: &str, fut: LocalTask) -> TaskId {
+        let id = {
+            let mut tasks = self.tasks.borrow_mut();
+            let index = match tasks.free.pop() {
+                Some(i) => i,
+                None => {
+                    tasks.slots.push(Slot { generation: 0, entry: None });
+                    u32::try_from(tasks.slots.len() - 1).expect("too many tasks")
+                }
+            };
+            let slot = &mut tasks.slots[index as usize];
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.entry = Some(TaskEntry {
+                fut: Some(fut),
+                pid,
+                name: name.into(),
+                queued: true,
+                woken_by_other: true,
+                streak: 0,
+            });
+            let id = (u64::from(self.epoch) << 48) | (u64::from(slot.generation) << 32) | u64::from(index);
+            tasks.ready.push(id);
+            id
+        };
+        self.procs.borrow_mut().entry(pid).or_default().live_tasks += 1;
+        self.scheduler.borrow_mut().on_spawn(id);
+        trace::sim_event(1, id, u64::from(pid), || format!("spawn {name:?}"));
+        id
+    }
+
+    /// The entry of `id` if it is a live task of this run.
+    fn entry<'a>(&self, tasks: &'a mut Tasks, id: TaskId) -> Option<&'a mut TaskEntry> {
+        if (id >> 48) as u16 != self.epoch {
+            return None;
+        }
+        let slot = tasks.slots.get_mut((id & 0xffff_ffff) as usize)?;
+        if slot.generation != ((id >> 32) & 0xffff) as u16 {
+            return None;
+        }
+        slot.entry.as_mut()
+    }
+
+    /// Moves woken tasks to the ready list. Wakes of `polled` during its own
+    /// poll are yields, not progress.
+    fn collect_wakes(&self, polled: Option<TaskId>) {
+        let mut woken = self.woken.borrow_mut();
+        waker::drain_woken(&mut woken);
+        if woken.is_empty() {
+            return;
+        }
+        let mut tasks = self.tasks.borrow_mut();
+        for id in woken.drain(..) {
+            let Some(e) = self.entry(&mut tasks, id) else { continue };
+            if polled != Some(id) {
+                e.woken_by_other = true;
+            }
+            if !e.queued {
+                e.queued = true;
+                tasks.ready.push(id);
+            }
+        }
+    }
+
+    /// Runs tasks until virtual time reaches `limit_ns`, nothing is left to
+    /// do, or a check fails.
+    pub fn run_until(&self, limit_ns: u64) -> Stop {
+        self.collect_wakes(None);
+        loop {
+            if self.checks.failed() {
+                return Stop::Failed;
+            }
+            if self.tasks.borrow().ready.is_empty() {
+                let next = self.timers.borrow_mut().next_deadline();
+                match next {
+                    Some(t) if t <= limit_ns => {
+                        if t > self.now.get() {
+                            self.now.set(t);
+                        }
+                        self.timers.borrow_mut().fire_due(self.now.get());
+                        self.collect_wakes(None);
+                        continue;
+                    }
+                    Some(_) => {
+                        self.now.set(self.now.get().max(limit_ns));
+                        return Stop::TimeLimit;
+                    }
+                    None => return Stop::Quiescent,
+                }
+            }
+            if self.now.get() >= limit_ns {
+                return Stop::TimeLimit;
+            }
+            let id = self.pick();
+            self.poll(id);
+            self.collect_wakes(Some(id));
+            let cost = below(self.decisions.borrow_mut().draw(Stream::PollCost), self.poll_cost_max_ns + 1);
+            self.now.set(self.now.get() + cost);
+            if self.timers.borrow_mut().fire_due(self.now.get()) > 0 {
+                self.collect_wakes(None);
+            }
+        }
+    }
+
+    fn pick(&self) -> TaskId {
+        let step = self.steps.get();
+        self.steps.set(step + 1);
+        let mut tasks = self.tasks.borrow_mut();
+        let i = self.scheduler.borrow_mut().pick(&tasks.ready, step);
+        let id = tasks.ready.swap_remove(i);
+        drop(tasks);
+        self.decisions.borrow_mut().note(Stream::Schedule, task_key(id));
+        id
+    }
+
+    fn poll(&self, id: TaskId) {
+        let now = self.now.get();
+        let (mut fut, pid) = {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(e) = self.entry(&mut tasks, id) else { return };
+            e.queued = false;
+            if e.woken_by_other {
+                e.streak = 0;
+            } else {
+                e.streak += 1;
+            }
+            e.woken_by_other = false;
+            if e.streak > LIVELOCK_STREAK {
+                let msg = format!(
+                    "task {:?} (pid {}) was polled {} times in a row with no timer, message or I/O completing in between",
+                    e.name, e.pid, e.streak
+                );
+                drop(tasks);
+                self.checks.fail_class(FailureClass::Livelock, "no-busy-loop", msg);
+                return;
+            }
+            let Some(fut) = e.fut.take() else { return };
+            (fut, e.pid)
+        };
+        {
+            let mut procs = self.procs.borrow_mut();
+            let stats = procs.entry(pid).or_default();
+            let sec = (now / 1_000_000_000) as usize;
+            if stats.polls_by_second.len() <= sec {
+                stats.polls_by_second.resize(sec + 1, 0);
+            }
+            stats.polls_by_second[sec] += 1;
+        }
+        self.polls.set(self.polls.get() + 1);
+        trace::set_context(now, pid, id);
+        trace::sim_event(2, id, 0, || "poll".to_owned());
+        waker::set_running(id);
+        let waker = waker::waker(id);
+        let mut cx = Context::from_waker(&waker);
+        if let Some(w) = &self.watch {
+            w.enter_poll();
+        }
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+        if let Some(w) = &self.watch {
+            w.exit_poll(trace::current_hash());
+        }
+        waker::set_running(waker::NO_TASK);
+        trace::set_context(self.now.get(), 0, 0);
+        match result {
+            Ok(Poll::Pending) => {
+                let mut tasks = self.tasks.borrow_mut();
+                if let Some(e) = self.entry(&mut tasks, id) {
+                    e.fut = Some(fut);
+                }
+            }
+            Ok(Poll::Ready(())) => self.finish(id, pid, fut),
+            Err(payload) => {
+                let msg = warden::env::panic_message(&*payload);
+                self.finish(id, pid, fut);
+                self.checks.fail_class(FailureClass::Crash, "no-panic", format!("task panicked: {msg}"));
+            }
+        }
+    }
+
+    fn finish(&self, id: TaskId, pid: u32, fut: LocalTask) {
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let index = (id & 0xffff_ffff) as u32;
+            if let Some(slot) = tasks.slots.get_mut(index as usize) {
+                slot.entry = None;
+                tasks.free.push(index);
+            }
+        }
+        if let Some(stats) = self.procs.borrow_mut().get_mut(&pid) {
+            stats.live_tasks = stats.live_tasks.saturating_sub(1);
+        }
+        // Destructors may spawn, wake or trace: no borrow is held here.
+        drop(fut);
+    }
+
+    /// Drops every task (end of run) without holding a borrow while their
+    /// destructors run.
+    pub fn shutdown(&self) {
+        let futs: Vec<LocalTask> = {
+            let mut tasks = self.tasks.borrow_mut();
+            tasks.ready.clear();
+            tasks
+                .slots
+                .iter_mut()
+                .filter_map(|s| s.entry.take().and_then(|e| e.fut))
+                .collect()
+        };
+        drop(futs);
+        self.tasks.borrow_mut().slots.clear();
+        *self.timers.borrow_mut() = Timers::default();
+        waker::reset();
+    }
+
+    /// Whether `name` is a declared mutant and the one switched on.
+    pub fn mutant_on(&self, name: &'static str) -> bool {
+        if mutants::find(name).is_none() {
+            self.checks.fail_class(
+                FailureClass::SimError,
+                "known-mutant",
+                format!("env.mutant({name:?}): no such mutant in warden::env::mutants::ALL"),
+            );
+            return false;
+        }
+        self.mutant == Some(name)
+    }
+
+    /// Whether the buggify site fires now.
+    pub fn buggify(&self, site: &'static str) -> bool {
+        let mut b = self.buggify.borrow_mut();
+        if !b.allowed {
+            return false;
+        }
+        let enabled = match b.sites.get(site) {
+            Some(e) => *e,
+            None => {
+                let e = match b.forced.get(site) {
+                    Some(e) => *e,
+                    None => below(self.decisions.borrow_mut().draw(Stream::Faults), 4) == 0,
+                };
+                b.sites.insert(site, e);
+                trace::sim_event(3, u64::from(e), 0, || format!("buggify site {site} enabled={e}"));
+                e
+            }
+        };
+        enabled && below(self.decisions.borrow_mut().draw(Stream::Faults), 4) == 0
+    }
+
+    /// Names of tasks still alive, for liveness reports.
+    pub fn live_task_names(&self) -> Vec<String> {
+        let tasks = self.tasks.borrow();
+        tasks
+            .slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref().map(|e| format!("{} (pid {})", e.name, e.pid)))
+            .collect()
+    }
+
+    /// Live timers.
+    pub fn live_timers(&self) -> usize {
+        self.timers.borrow().live()
+    }
+
+    /// The scheduler's self-description.
+    pub fn scheduler_description(&self) -> String {
+        self.scheduler.borrow().describe()
+    }
+}

@@ -1,0 +1,72 @@
+//! Wakers that carry only a task id.
+//!
+//! Waking pushes the id onto this thread's wake list, which the executor
+//! drains after every poll and timer pass: clone and drop cost nothing and
+//! no allocation backs a waker. The id carries the run's epoch, so a waker
+//! that outlived its run wakes nothing in the next one.
+
+use std::cell::{Cell, RefCell};
+use std::task::{RawWaker, RawWakerVTable, Waker};
+
+/// Identifies a task: epoch (16 bits) | generation (16) | slab index (32).
+pub type TaskId = u64;
+
+/// No task is being polled.
+pub const NO_TASK: TaskId = u64::MAX;
+
+thread_local! {
+    static WOKEN: RefCell<Vec<TaskId>> = const { RefCell::new(Vec::new()) };
+    static RUNNING: Cell<TaskId> = const { Cell::new(NO_TASK) };
+    static SELF_WOKEN: Cell<bool> = const { Cell::new(false) };
+}
+
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop_waker);
+
+fn clone(data: *const ()) -> RawWaker {
+    RawWaker::new(data, &VTABLE)
+}
+
+fn wake(data: *const ()) {
+    wake_id(data as usize as TaskId);
+}
+
+fn drop_waker(_: *const ()) {}
+
+/// Wakes `id`: noted as a yield if `id` is waking itself while polled.
+#[inline]
+pub fn wake_id(id: TaskId) {
+    if RUNNING.with(Cell::get) == id {
+        SELF_WOKEN.with(|s| s.set(true));
+    }
+    WOKEN.with(|w| w.borrow_mut().push(id));
+}
+
+/// A waker for task `id`.
+pub fn waker(id: TaskId) -> Waker {
+    // SAFETY: the vtable functions never dereference `data`; it is the id
+    // stored in a pointer-sized integer.
+    unsafe { Waker::from_raw(RawWaker::new(id as usize as *const (), &VTABLE)) }
+}
+
+/// Marks `id` as the task being polled (or [`NO_TASK`]) and clears the
+/// self-wake flag; returns whether the previous task woke itself.
+#[inline]
+pub fn set_running(id: TaskId) -> bool {
+    RUNNING.with(|r| r.set(id));
+    SELF_WOKEN.with(|s| s.replace(false))
+}
+
+/// Moves the ids woken since the last call into `out`.
+#[inline]
+pub fn drain_woken(out: &mut Vec<TaskId>) {
+    WOKEN.with(|w| {
+        let mut w = w.borrow_mut();
+        out.append(&mut w);
+    });
+}
+
+/// Forgets wakes left over from an earlier run on this thread.
+pub fn reset() {
+    WOKEN.with(|w| w.borrow_mut().clear());
+    set_running(NO_TASK);
+}

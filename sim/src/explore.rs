@@ -1,0 +1,179 @@
+//! The explorer: many seeds of one scenario, on as many threads as asked,
+//! with coverage judged over the sweep and mutants confirmed by re-running
+//! the catching seed without the mutant.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::check::{Failure, FailureClass};
+use crate::run::{RunOptions, RunReport, run_scenario};
+use crate::scenario::{Catch, Scenario};
+use crate::sched::SchedulerKind;
+
+/// A sweep judges coverage only when it ran at least this many seeds.
+pub const COVERAGE_MIN_SEEDS: u64 = 200;
+
+/// How to sweep.
+#[derive(Debug, Clone)]
+pub struct ExploreOptions {
+    /// Seeds to run (before sharding); `None` = the scenario's `seeds`.
+    pub seeds: Option<u64>,
+    /// The first seed.
+    pub start_seed: u64,
+    /// The mutant to catch.
+    pub mutant: Option<&'static str>,
+    /// Overrides the scenario's scheduler.
+    pub scheduler: Option<SchedulerKind>,
+    /// This job's share: (k, n) with 1 <= k <= n.
+    pub shard: Option<(u64, u64)>,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Registers runs with the watchdog.
+    pub watchdog: bool,
+}
+
+/// What a sweep of one scenario found.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    /// Seeds run.
+    pub ran: u64,
+    /// Seeds that failed (with a mutant: that failed the mapped way).
+    pub failed: u64,
+    /// The lowest failing seed and its failure.
+    pub first_failure: Option<(u64, Failure)>,
+    /// Coverage: window -> (reached, opportunities).
+    pub coverage: BTreeMap<&'static str, (u64, u64)>,
+    /// Coverage windows under their minimum: (name, share, minimum).
+    pub coverage_short: Vec<(String, f64, f64)>,
+    /// With a mutant: the seed that caught it (confirmed clean without).
+    pub caught_by: Option<u64>,
+    /// With a mutant: seeds that failed the mapped way but also failed
+    /// without the mutant (not counted as catches).
+    pub unconfirmed: Vec<u64>,
+}
+
+/// The seeds of a sweep, in order, for this shard.
+pub fn seed_list(start: u64, count: u64, shard: Option<(u64, u64)>) -> Vec<u64> {
+    let all = start..start.saturating_add(count);
+    match shard {
+        None => all.collect(),
+        Some((k, n)) => all.filter(|s| (s - start) % n == k - 1).collect(),
+    }
+}
+
+/// Whether `failure` is the one `catch` expects.
+pub fn matches_catch(failure: &Failure, catch: &Catch) -> bool {
+    match catch {
+        Catch::Invariant(inv) => failure.invariant == *inv,
+        Catch::Class(class) => failure.class == *class,
+    }
+}
+
+/// Sweeps `scenario`; `on_seed` is called after every seed (progress).
+pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() + Sync)) -> Sweep {
+    let seeds = seed_list(opts.start_seed, opts.seeds.unwrap_or(scenario.seeds), opts.shard);
+    let catch = opts.mutant.and_then(|m| scenario.catch_of(m)).cloned();
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let sweep = Mutex::new(Sweep::default());
+    let worker = || {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+            let Some(&seed) = seeds.get(i) else { return };
+            let report = run_one(scenario, opts, seed, opts.mutant);
+            let mut counted = report.failure.clone();
+            let mut confirmed = None;
+            if let (Some(f), Some(c)) = (&report.failure, &catch) {
+                if matches_catch(f, c) {
+                    // Caught only if the same seed passes without the mutant.
+                    let clean = run_one(scenario, opts, seed, None);
+                    confirmed = Some(clean.failure.is_none());
+                } else {
+                    counted = None;
+                }
+            }
+            let mut s = sweep.lock().unwrap_or_else(|e| e.into_inner());
+            s.ran += 1;
+            for (name, (hit, opp)) in &report.coverage {
+                let e = s.coverage.entry(name).or_default();
+                e.0 += hit;
+                e.1 += opp;
+            }
+            if let Some(f) = counted {
+                s.failed += 1;
+                if s.first_failure.as_ref().is_none_or(|(first, _)| seed < *first) {
+                    s.first_failure = Some((seed, f));
+                }
+                match confirmed {
+                    Some(true) => {
+                        s.caught_by = Some(s.caught_by.map_or(seed, |c| c.min(seed)));
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    Some(false) => s.unconfirmed.push(seed),
+                    None => {}
+                }
+            }
+            drop(s);
+            on_seed();
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..opts.jobs.max(1) {
+            #[allow(clippy::disallowed_methods)] // explorer workers: one independent run per seed
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    let mut s = sweep.into_inner().unwrap_or_else(|e| e.into_inner());
+    if s.ran >= COVERAGE_MIN_SEEDS && opts.mutant.is_none() {
+        for (name, min) in &scenario.coverage {
+            let (hit, opp) = s.coverage.get(name.as_str()).copied().unwrap_or((0, 0));
+            let share = if opp == 0 { 0.0 } else { hit as f64 / opp as f64 };
+            if share < *min {
+                s.coverage_short.push((name.clone(), share, *min));
+            }
+        }
+    }
+    s
+}
+
+fn run_one(scenario: &Scenario, opts: &ExploreOptions, seed: u64, mutant: Option<&'static str>) -> RunReport {
+    run_scenario(
+        scenario,
+        &RunOptions { seed, mutant, scheduler: opts.scheduler, watchdog: opts.watchdog, ..RunOptions::default() },
+    )
+}
+
+/// `NAME=X` for each coverage window, shares as plain decimals.
+pub fn coverage_words(prefix: &str, coverage: &BTreeMap<&'static str, (u64, u64)>) -> Vec<String> {
+    coverage
+        .iter()
+        .map(|(name, (hit, opp))| {
+            let share = if *opp == 0 { 0.0 } else { *hit as f64 / *opp as f64 };
+            format!("{prefix}{name}={share:.4}")
+        })
+        .collect()
+}
+
+/// Whether a mutant is caught through the determinism check rather than
+/// by a failing run.
+pub fn needs_determinism_check(catch: Option<&Catch>) -> bool {
+    matches!(catch, Some(Catch::Class(FailureClass::Nondeterminism)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_seed_range_exactly() {
+        let all: Vec<u64> = seed_list(5, 103, None);
+        let mut union: Vec<u64> = (1..=4).flat_map(|k| seed_list(5, 103, Some((k, 4)))).collect();
+        union.sort_unstable();
+        assert_eq!(union, all);
+    }
+}

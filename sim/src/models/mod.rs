@@ -1,0 +1,130 @@
+//! Models: the workloads scenarios run. A model starts the programs of a
+//! run inside simulated processes and checks the invariants it declares.
+//! Only the workload, simulated peers and the checkers are model code.
+
+mod selftest_busy_loop;
+mod selftest_lost_update;
+mod selftest_nondeterministic;
+mod selftest_pct;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::check::Checks;
+use crate::env::SimEnv;
+use crate::exec::{Kernel, ProcStats};
+
+/// A model's integer parameter with its default.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// Key under `[params]`.
+    pub name: &'static str,
+    /// Value when the scenario does not set it.
+    pub default: i64,
+    /// What it controls.
+    pub about: &'static str,
+}
+
+/// What a model offers to scenario files.
+#[derive(Debug)]
+pub struct ModelSpec {
+    /// The name scenarios use in `model = ".."`.
+    pub name: &'static str,
+    /// One line on what it exercises.
+    pub about: &'static str,
+    /// Invariants it can check.
+    pub invariants: &'static [&'static str],
+    /// Coverage windows it counts, and what one opportunity is.
+    pub coverage: &'static [(&'static str, &'static str)],
+    /// Parameters it accepts.
+    pub params: &'static [Param],
+}
+
+/// Checks run once after the fault-free phase.
+pub type FinalCheck = Box<dyn FnOnce(&Checks)>;
+
+/// A workload.
+pub trait Model: Sync {
+    /// Its declaration.
+    fn spec(&self) -> &'static ModelSpec;
+    /// Starts the run's programs; returns the end-of-run checks.
+    fn start(&self, world: &World, params: &Params) -> FinalCheck;
+}
+
+/// Every model, by name.
+pub fn all() -> &'static [&'static dyn Model] {
+    &[
+        &selftest_lost_update::LostUpdate,
+        &selftest_pct::Depth3,
+        &selftest_busy_loop::BusyLoop,
+        &selftest_nondeterministic::Nondeterministic,
+    ]
+}
+
+/// The model called `name`.
+pub fn find(name: &str) -> Option<&'static dyn Model> {
+    all().iter().copied().find(|m| m.spec().name == name)
+}
+
+/// Validated parameters: the scenario's values over the model's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Params(BTreeMap<&'static str, i64>);
+
+impl Params {
+    /// The model's defaults overridden by `values` (already validated).
+    pub fn new(spec: &ModelSpec, values: &BTreeMap<String, i64>) -> Self {
+        Params(spec.params.iter().map(|p| (p.name, values.get(p.name).copied().unwrap_or(p.default))).collect())
+    }
+
+    /// The value of a declared parameter.
+    pub fn get(&self, name: &str) -> i64 {
+        match self.0.get(name) {
+            Some(v) => *v,
+            None => panic!("model reads undeclared parameter {name:?}"),
+        }
+    }
+
+    /// A declared parameter as a count (negative values become 0).
+    pub fn count(&self, name: &str) -> u64 {
+        u64::try_from(self.get(name)).unwrap_or(0)
+    }
+
+    /// All values, for the run header.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+        self.0.iter().map(|(k, v)| (*k, *v))
+    }
+}
+
+/// What a model sees of the simulated world.
+pub struct World {
+    pub(crate) kernel: Rc<Kernel>,
+    pub(crate) checks: Checks,
+}
+
+impl World {
+    /// The environment of the run's first process (pid 1).
+    pub fn main_env(&self) -> SimEnv {
+        SimEnv::new(self.kernel.clone(), 1)
+    }
+
+    /// The run's checker.
+    pub fn checks(&self) -> Checks {
+        self.checks.clone()
+    }
+
+    /// A probe that reads process counters while the run goes on.
+    pub fn probe(&self) -> Probe {
+        Probe(Rc::downgrade(&self.kernel))
+    }
+}
+
+/// Reads live tasks and polls per virtual second of a process.
+#[derive(Clone)]
+pub struct Probe(std::rc::Weak<Kernel>);
+
+impl Probe {
+    /// Counters of process `pid` (empty once the run is over).
+    pub fn stats(&self, pid: u32) -> ProcStats {
+        self.0.upgrade().map(|k| k.proc_stats(pid)).unwrap_or_default()
+    }
+}

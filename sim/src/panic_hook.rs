@@ -1,0 +1,42 @@
+//! Keeps panics of simulated tasks quiet: they are part of a run's outcome
+//! (a join error, a crash failure), reported through the run, not printed
+//! by the default hook from the middle of an explorer sweep.
+
+use std::cell::RefCell;
+use std::sync::Once;
+
+thread_local! {
+    static QUIET: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Installs the hook once per OS process.
+pub fn install() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let handled = QUIET.with(|q| {
+                let mut q = q.borrow_mut();
+                let Some(list) = q.as_mut() else { return false };
+                let msg = warden::env::panic_message(info.payload());
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                list.push(format!("{msg}{at}"));
+                true
+            });
+            if !handled {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// From now until [`end_quiet`], panics on this thread are collected.
+pub fn begin_quiet() {
+    install();
+    QUIET.with(|q| *q.borrow_mut() = Some(Vec::new()));
+}
+
+/// Stops collecting; returns the panics seen ("message at file:line").
+pub fn end_quiet() -> Vec<String> {
+    QUIET.with(|q| q.borrow_mut().take().unwrap_or_default())
+}

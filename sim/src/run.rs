@@ -1,0 +1,235 @@
+//! One run: a scenario (or a test body), a seed, and what came of it.
+//!
+//! The run is a pure function of (seed, scenario, mutant, build): every
+//! parameter is derived from the seed and printed first, faults are on for
+//! `duration` of virtual time, then a fault-free phase of `liveness` lets
+//! pending work finish before the final checks.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use rand_chacha::rand_core::Rng;
+
+use crate::check::{Checks, Failure, FailureClass};
+use crate::exec::{Kernel, Stop};
+use crate::models::{FinalCheck, World};
+use crate::plan::FaultPlan;
+use crate::record::Record;
+use crate::rng::{self, Decisions, Stream};
+use crate::scenario::Scenario;
+use crate::sched::{Pct, RandomScheduler, ReplayScheduler, Scheduler, SchedulerKind};
+use crate::{panic_hook, trace, watchdog};
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The seed (ignored when replaying: the record carries its own).
+    pub seed: u64,
+    /// The mutant switched on.
+    pub mutant: Option<&'static str>,
+    /// Overrides the scenario's scheduler.
+    pub scheduler: Option<SchedulerKind>,
+    /// Replays these decisions.
+    pub replay: Option<Record>,
+    /// Records every decision.
+    pub record: bool,
+    /// Keeps the last trace lines for a failure report.
+    pub tail: bool,
+    /// Keeps every hashed event (for `check-determinism`).
+    pub dump: bool,
+    /// Forces buggify sites on or off.
+    pub plan: Option<FaultPlan>,
+    /// Registers the run with the watchdog.
+    pub watchdog: bool,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The seed the run derived everything from.
+    pub seed: u64,
+    /// The run hash.
+    pub hash: u64,
+    /// The first failure, if any.
+    pub failure: Option<Failure>,
+    /// Coverage counters: window -> (reached, opportunities).
+    pub coverage: BTreeMap<&'static str, (u64, u64)>,
+    /// The seed and every parameter derived from it.
+    pub header: Vec<String>,
+    /// The last trace lines, if asked for.
+    pub tail: Vec<String>,
+    /// Every hashed event, if asked for.
+    pub dump: Vec<String>,
+    /// Every decision, if asked for.
+    pub record: Option<Record>,
+    /// Scheduling steps taken.
+    pub steps: u64,
+    /// Virtual time at the end.
+    pub end: Duration,
+    /// Events hashed.
+    pub events: u64,
+    /// Remarks: unchecked invariants that failed, replay divergence.
+    pub notes: Vec<String>,
+}
+
+/// The shape of a run besides its workload.
+pub struct RunShape<'a> {
+    /// Scenario name (records, reports).
+    pub name: &'a str,
+    /// The command that replays a seed; `{seed}` stands for the seed.
+    pub replay_hint: String,
+    /// Safety phase length.
+    pub duration: Duration,
+    /// Liveness phase length.
+    pub liveness: Duration,
+    /// Scheduler unless overridden.
+    pub scheduler: SchedulerKind,
+    /// Whether buggify may fire.
+    pub buggify: bool,
+    /// Invariants that fail the run.
+    pub invariants: Vec<String>,
+    /// Extra header lines (model parameters).
+    pub extra_header: Vec<String>,
+}
+
+/// The command that replays `seed` of `shape` with `mutant`.
+pub fn replay_command(shape: &RunShape<'_>, seed: u64, mutant: Option<&str>) -> String {
+    let mut cmd = shape.replay_hint.replace("{seed}", &seed.to_string());
+    if let Some(m) = mutant {
+        cmd.push_str(" --mutant ");
+        cmd.push_str(m);
+    }
+    cmd
+}
+
+static EPOCH: AtomicU16 = AtomicU16::new(1);
+
+/// Runs `scenario` once.
+pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
+    let spec = scenario.model.spec();
+    let mut extra = vec![format!("model: {} ({})", spec.name, spec.about)];
+    let params: Vec<String> = scenario.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !params.is_empty() {
+        extra.push(format!("params: {}", params.join(" ")));
+    }
+    let shape = RunShape {
+        name: &scenario.name,
+        replay_hint: format!("warden-sim run {} --seed {{seed}}", scenario.path.display()),
+        duration: scenario.duration,
+        liveness: scenario.liveness,
+        scheduler: scenario.scheduler,
+        buggify: scenario.buggify,
+        invariants: scenario.invariants.clone(),
+        extra_header: extra,
+    };
+    run(&shape, opts, &|world| scenario.model.start(world, &scenario.params))
+}
+
+/// Runs a workload once: `start` spawns its programs and returns the final
+/// checks.
+pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> FinalCheck) -> RunReport {
+    let seed = opts.replay.as_ref().map_or(opts.seed, |r| r.seed);
+    trace::begin_run(opts.tail, opts.dump);
+    panic_hook::begin_quiet();
+
+    // Swarm parameters: derived from the seed, printed first.
+    let mut params = rng::generator(seed, rng::PARAMETERS);
+    let poll_cost_max_ns = [100, 1_000, 10_000][rng::below(params.next_u64(), 3) as usize];
+    let kind = opts.scheduler.unwrap_or(shape.scheduler);
+    let internal = rng::generator(seed, rng::SCHEDULER_INTERNAL);
+    let scheduler: Box<dyn Scheduler> = match (&opts.replay, kind) {
+        (Some(rec), _) => Box::new(ReplayScheduler::new(rec.streams[Stream::Schedule as usize].clone())),
+        (None, SchedulerKind::Random) => Box::new(RandomScheduler::new(internal)),
+        (None, SchedulerKind::Pct { depth, steps }) => Box::new(Pct::new(internal, depth, steps)),
+    };
+    let mut decisions = Decisions::new(seed, opts.record);
+    if let Some(rec) = &opts.replay {
+        let mut streams = rec.streams.clone();
+        streams[Stream::Schedule as usize].clear();
+        decisions = decisions.replaying(streams);
+    }
+    let guard = opts.watchdog.then(|| watchdog::watch(seed, replay_command(shape, seed, opts.mutant)));
+    let checks = Checks::new(shape.invariants.clone());
+    let epoch = EPOCH.fetch_add(1, Ordering::Relaxed);
+    let kernel = Rc::new(Kernel::new(
+        epoch,
+        scheduler,
+        decisions,
+        poll_cost_max_ns,
+        opts.mutant,
+        checks.clone(),
+        guard.as_ref().map(watchdog::WatchGuard::slot),
+    ));
+    {
+        let mut b = kernel.buggify.borrow_mut();
+        b.allowed = shape.buggify;
+        if let Some(plan) = &opts.plan {
+            b.forced = plan.buggify.clone();
+        }
+    }
+    let mut header = vec![
+        format!("seed: {seed}{}", if opts.replay.is_some() { " (from the replayed record)" } else { "" }),
+        format!("scenario: {}", shape.name),
+        format!("mutant: {}", opts.mutant.unwrap_or("none")),
+        format!("scheduler: {}", kernel.scheduler_description()),
+        format!(
+            "derived: poll_cost_ns_max={poll_cost_max_ns} buggify={} duration_s={} liveness_s={}",
+            if shape.buggify { "on" } else { "off" },
+            shape.duration.as_secs_f64(),
+            shape.liveness.as_secs_f64()
+        ),
+    ];
+    header.extend(shape.extra_header.iter().cloned());
+
+    let world = World { kernel: kernel.clone(), checks: checks.clone() };
+    let final_check = start(&world);
+    let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);
+    let mut stop = kernel.run_until(safety_end);
+    if stop != Stop::Failed {
+        kernel.buggify.borrow_mut().allowed = false;
+        let end = safety_end.saturating_add(u64::try_from(shape.liveness.as_nanos()).unwrap_or(u64::MAX));
+        stop = kernel.run_until(end);
+    }
+    if stop != Stop::Failed {
+        final_check(&checks);
+    }
+    let mut notes = checks.notes();
+    if let Some(f) = checks.failure() {
+        if f.class == FailureClass::Liveness {
+            let live = kernel.live_task_names();
+            notes.push(format!("{} tasks alive at the end: {}", live.len(), live.join(", ")));
+        }
+    }
+    let steps = kernel.steps();
+    let end = Duration::from_nanos(kernel.now_ns());
+    let recorded = kernel.decisions.borrow_mut().take_record();
+    kernel.shutdown();
+    drop(world);
+    drop(kernel);
+    let t = trace::end_run();
+    for p in panic_hook::end_quiet() {
+        notes.push(format!("panicked: {p}"));
+    }
+    drop(guard);
+    RunReport {
+        seed,
+        hash: t.hash,
+        failure: checks.failure(),
+        coverage: checks.coverage(),
+        header,
+        tail: t.tail,
+        dump: t.dump,
+        record: recorded.map(|streams| Record {
+            seed,
+            scenario: shape.name.to_owned(),
+            mutant: opts.mutant.map(str::to_owned),
+            streams,
+        }),
+        steps,
+        end,
+        events: t.events,
+        notes,
+    }
+}

@@ -1,0 +1,292 @@
+//! Scenario files: TOML, validated against the model they name. Every
+//! error names the file, line and column of the offending key or value.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use warden::env::mutants;
+
+use crate::check::FailureClass;
+use crate::models::{self, Model, Params};
+use crate::sched::{PCT_DEFAULT_STEPS, SchedulerKind};
+
+/// What proves a mutant caught.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Catch {
+    /// This invariant fails.
+    Invariant(String),
+    /// The run fails with this class (e.g. `livelock`, `nondeterminism`).
+    Class(FailureClass),
+}
+
+/// A validated scenario.
+pub struct Scenario {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// The model it runs.
+    pub model: &'static dyn Model,
+    /// Virtual time of the phase with faults.
+    pub duration: Duration,
+    /// Virtual time of the fault-free phase after it.
+    pub liveness: Duration,
+    /// The scheduler.
+    pub scheduler: SchedulerKind,
+    /// Seeds CI runs.
+    pub seeds: u64,
+    /// Invariants checked.
+    pub invariants: Vec<String>,
+    /// Coverage minimums (share of opportunities).
+    pub coverage: Vec<(String, f64)>,
+    /// Mutants this scenario must catch, and how.
+    pub catches: Vec<(String, Catch)>,
+    /// Whether buggify sites may fire.
+    pub buggify: bool,
+    /// The model's parameters.
+    pub params: Params,
+}
+
+impl Scenario {
+    /// How `mutant` is caught here, if the scenario lists it.
+    pub fn catch_of(&self, mutant: &str) -> Option<&Catch> {
+        self.catches.iter().find(|(m, _)| m == mutant).map(|(_, c)| c)
+    }
+}
+
+/// A scenario that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}:{column}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Spanned<String>,
+    model: Spanned<String>,
+    duration: Spanned<String>,
+    #[serde(default)]
+    liveness: Option<Spanned<String>>,
+    scheduler: Spanned<RawScheduler>,
+    seeds: Spanned<i64>,
+    #[serde(default)]
+    invariants: Vec<Spanned<String>>,
+    #[serde(default)]
+    coverage: BTreeMap<Spanned<String>, Spanned<f64>>,
+    #[serde(default)]
+    catches: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    faults: Option<Spanned<RawFaults>>,
+    #[serde(default)]
+    params: BTreeMap<Spanned<String>, Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduler {
+    kind: Spanned<String>,
+    #[serde(default)]
+    depth: Option<Spanned<i64>>,
+    #[serde(default)]
+    steps: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFaults {
+    #[serde(default)]
+    buggify: bool,
+}
+
+/// Default length of the fault-free liveness phase.
+pub const DEFAULT_LIVENESS: Duration = Duration::from_secs(30);
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    #[allow(clippy::disallowed_methods)] // the CLI's own input, not simulated I/O
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        path: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates scenario `text` read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let err = |span: Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ScenarioError { path: path.display().to_string(), line, column, message }
+    };
+    let raw: Raw = toml::from_str(text).map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
+
+    let model = models::find(raw.model.get_ref()).ok_or_else(|| {
+        let names: Vec<_> = models::all().iter().map(|m| m.spec().name).collect();
+        err(raw.model.span(), format!("unknown model {:?} (known: {})", raw.model.get_ref(), names.join(", ")))
+    })?;
+    let spec = model.spec();
+    let duration = parse_duration(&raw.duration).map_err(|m| err(raw.duration.span(), m))?;
+    let liveness = match &raw.liveness {
+        Some(l) => parse_duration(l).map_err(|m| err(l.span(), m))?,
+        None => DEFAULT_LIVENESS,
+    };
+    let sched = raw.scheduler.get_ref();
+    let scheduler = match sched.kind.get_ref().as_str() {
+        "random" => {
+            if let Some(d) = &sched.depth {
+                return Err(err(d.span(), "depth applies only to kind = \"pct\"".into()));
+            }
+            SchedulerKind::Random
+        }
+        "pct" => {
+            let depth = match &sched.depth {
+                Some(d) => u32::try_from(*d.get_ref()).ok().filter(|d| *d >= 1).ok_or_else(|| err(d.span(), "depth must be an integer >= 1".into()))?,
+                None => 3,
+            };
+            let steps = match &sched.steps {
+                Some(s) => u64::try_from(*s.get_ref()).ok().filter(|s| *s >= 1).ok_or_else(|| err(s.span(), "steps must be an integer >= 1".into()))?,
+                None => PCT_DEFAULT_STEPS,
+            };
+            SchedulerKind::Pct { depth, steps }
+        }
+        other => return Err(err(sched.kind.span(), format!("unknown scheduler kind {other:?} (expected \"random\" or \"pct\")"))),
+    };
+    let seeds = u64::try_from(*raw.seeds.get_ref()).ok().filter(|s| *s > 0).ok_or_else(|| err(raw.seeds.span(), "seeds must be a positive integer".into()))?;
+
+    let mut invariants = Vec::new();
+    for inv in &raw.invariants {
+        if !spec.invariants.contains(&inv.get_ref().as_str()) {
+            return Err(err(inv.span(), format!("unknown invariant {:?} for model {} (known: {})", inv.get_ref(), spec.name, spec.invariants.join(", "))));
+        }
+        invariants.push(inv.get_ref().clone());
+    }
+    let mut coverage = Vec::new();
+    for (name, min) in &raw.coverage {
+        if !spec.coverage.iter().any(|(c, _)| c == name.get_ref()) {
+            let known: Vec<_> = spec.coverage.iter().map(|(c, _)| *c).collect();
+            return Err(err(name.span(), format!("unknown coverage window {:?} for model {} (known: {})", name.get_ref(), spec.name, known.join(", "))));
+        }
+        if !(0.0..=1.0).contains(min.get_ref()) {
+            return Err(err(min.span(), "a coverage minimum is a share between 0 and 1".into()));
+        }
+        coverage.push((name.get_ref().clone(), *min.get_ref()));
+    }
+    let mut catches = Vec::new();
+    for (mutant, how) in &raw.catches {
+        if mutants::find(mutant.get_ref()).is_none() {
+            let known: Vec<_> = mutants::ALL.iter().map(|m| m.name).collect();
+            return Err(err(mutant.span(), format!("unknown mutant {:?} (known: {})", mutant.get_ref(), known.join(", "))));
+        }
+        let catch = if invariants.contains(how.get_ref()) {
+            Catch::Invariant(how.get_ref().clone())
+        } else if let Some(class) = FailureClass::from_name(how.get_ref()) {
+            Catch::Class(class)
+        } else {
+            return Err(err(how.span(), format!("{:?} is neither an invariant this scenario checks ({}) nor a failure class (livelock, nondeterminism, crash, liveness)", how.get_ref(), invariants.join(", "))));
+        };
+        catches.push((mutant.get_ref().clone(), catch));
+    }
+    let buggify = raw.faults.as_ref().is_some_and(|f| f.get_ref().buggify);
+    let mut values = BTreeMap::new();
+    for (key, value) in &raw.params {
+        if !spec.params.iter().any(|p| p.name == key.get_ref()) {
+            let known: Vec<_> = spec.params.iter().map(|p| p.name).collect();
+            return Err(err(key.span(), format!("unknown parameter {:?} for model {} (known: {})", key.get_ref(), spec.name, known.join(", "))));
+        }
+        values.insert(key.get_ref().clone(), *value.get_ref());
+    }
+    Ok(Scenario {
+        path: path.to_path_buf(),
+        name: raw.name.into_inner(),
+        model,
+        duration,
+        liveness,
+        scheduler,
+        seeds,
+        invariants,
+        coverage,
+        catches,
+        buggify,
+        params: Params::new(spec, &values),
+    })
+}
+
+fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
+    humantime::parse_duration(s.get_ref()).map_err(|e| format!("invalid duration {:?}: {e} (e.g. \"120s\", \"500ms\", \"2m\")", s.get_ref()))
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+/// Scenario files in `dir`, sorted by name.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    #[allow(clippy::disallowed_methods)] // the CLI's own input
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+model = "selftest.lost-update"
+duration = "10s"
+scheduler = { kind = "random" }
+seeds = 10
+invariants = ["no-lost-update"]
+catches = { selftest-lost-update = "no-lost-update" }
+"#;
+
+    fn error_of(text: &str) -> String {
+        match parse(Path::new("s.toml"), text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_valid_file() {
+        let s = parse(Path::new("s.toml"), GOOD).expect("valid");
+        assert_eq!(s.duration, Duration::from_secs(10));
+        assert_eq!(s.catch_of("selftest-lost-update"), Some(&Catch::Invariant("no-lost-update".into())));
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = error_of(&GOOD.replace("seeds = 10", "seeds = 10\nbogus = 1"));
+        assert!(e.starts_with("s.toml:7:1:") && e.contains("bogus"), "{e}");
+        let e = error_of(&GOOD.replace("[\"no-lost-update\"]", "[\"nope\"]"));
+        assert!(e.starts_with("s.toml:7:15:") && e.contains("unknown invariant"), "{e}");
+        let e = error_of(&GOOD.replace("catches = { selftest-lost-update", "catches = { no-such-mutant"));
+        assert!(e.starts_with("s.toml:8:13:") && e.contains("unknown mutant"), "{e}");
+        let e = error_of(&GOOD.replace("\"10s\"", "\"ten\""));
+        assert!(e.starts_with("s.toml:4:12:"), "{e}");
+        let e = error_of(&GOOD.replace("\"random\"", "\"fifo\""));
+        assert!(e.contains("unknown scheduler kind"), "{e}");
+    }
+}

@@ -1,0 +1,42 @@
+//! Schedulers: which ready task runs next.
+//!
+//! A small trait, as in shuttle: the executor tells a scheduler about new
+//! tasks and asks it to pick among the ready ones. Each policy is one file.
+
+mod pct;
+mod random;
+mod replay;
+
+pub use pct::Pct;
+pub use random::RandomScheduler;
+pub use replay::ReplayScheduler;
+
+use crate::exec::TaskId;
+
+/// Picks the next task to poll.
+pub trait Scheduler {
+    /// A task was spawned.
+    fn on_spawn(&mut self, task: TaskId);
+    /// Picks an index into `ready` (never empty); `step` counts picks.
+    fn pick(&mut self, ready: &[TaskId], step: u64) -> usize;
+    /// The parameters it drew, for the run's header.
+    fn describe(&self) -> String;
+}
+
+/// Which policy a scenario or the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedulerKind {
+    /// Uniformly random among ready tasks.
+    Random,
+    /// Probabilistic concurrency testing with `depth` (d) and an estimate
+    /// of the run's length in scheduling steps (k).
+    Pct {
+        /// The bug depth d: d - 1 priority change points.
+        depth: u32,
+        /// The number of steps change points are drawn from.
+        steps: u64,
+    },
+}
+
+/// Default step estimate for PCT when a scenario gives none.
+pub const PCT_DEFAULT_STEPS: u64 = 10_000;
