@@ -205,7 +205,7 @@ impl Kernel {
         };
         self.procs.borrow_mut().entry(pid).or_default().live_tasks += 1;
         self.scheduler.borrow_mut().on_spawn(id);
-        trace::sim_event(1, id, u64::from(pid), || format!("spawn {name:?}"));
+        trace::sim_event(1, task_key(id), u64::from(pid), || format!("spawn {name:?}"));
         id
     }
 
@@ -327,8 +327,8 @@ impl Kernel {
             stats.polls_by_second[sec] += 1;
         }
         self.polls.set(self.polls.get() + 1);
-        trace::set_context(now, pid, id);
-        trace::sim_event(2, id, 0, || "poll".to_owned());
+        trace::set_context(now, pid, task_key(id));
+        trace::sim_event(2, task_key(id), 0, || "poll".to_owned());
         waker::set_running(id);
         let waker = waker::waker(id);
         let mut cx = Context::from_waker(&waker);
