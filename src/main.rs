@@ -30,7 +30,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
         Command::CheckEnv => RealEnv::block_on(check_env(RealEnv::new()))
             .context("cannot start the tokio runtime")?,
@@ -59,7 +61,10 @@ async fn check_env(env: RealEnv) -> anyhow::Result<()> {
     if env.now() <= t0 {
         bail!("monotonic clock did not advance");
     }
-    println!("ok   monotonic clock advances (boot-relative now = {})", env.now());
+    println!(
+        "ok   monotonic clock advances (boot-relative now = {})",
+        env.now()
+    );
 
     let stuck = env.spawn("stuck", std::future::pending::<()>());
     stuck.abort();
@@ -70,11 +75,16 @@ async fn check_env(env: RealEnv) -> anyhow::Result<()> {
 
     let panicking = env.spawn("panics", async { panic!("deliberate") });
     match panicking.await {
-        Err(JoinError::Panicked(m)) if m == "deliberate" => println!("ok   a task's panic reaches its join handle"),
+        Err(JoinError::Panicked(m)) if m == "deliberate" => {
+            println!("ok   a task's panic reaches its join handle")
+        }
         other => bail!("panic not reported through the join handle: {other:?}"),
     }
 
-    match env.timeout(Duration::from_millis(5), std::future::pending::<()>()).await {
+    match env
+        .timeout(Duration::from_millis(5), std::future::pending::<()>())
+        .await
+    {
         Err(_) => println!("ok   timeout elapses"),
         Ok(()) => bail!("pending future completed"),
     }

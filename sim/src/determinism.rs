@@ -2,6 +2,7 @@
 //! the same hash; on a mismatch, the first diverging event of each run.
 
 use std::path::{Path, PathBuf};
+#[allow(clippy::disallowed_types)] // check-determinism runs real OS processes by design
 use std::process::Command;
 
 /// What comparing one seed across two processes found.
@@ -18,14 +19,27 @@ pub enum SeedCheck {
     },
 }
 
-fn child(bin: &Path, scenario: &Path, seed: u64, mutant: Option<&str>, dump: &Path) -> anyhow::Result<std::process::Child> {
-    #[allow(clippy::disallowed_types, clippy::disallowed_methods)] // the point is a second OS process
+fn child(
+    bin: &Path,
+    scenario: &Path,
+    seed: u64,
+    mutant: Option<&str>,
+    dump: &Path,
+) -> anyhow::Result<std::process::Child> {
+    #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+    // the point is a second OS process
     let mut cmd = Command::new(bin);
-    cmd.arg("run").arg(scenario).arg("--seed").arg(seed.to_string()).arg("--dump-events").arg(dump);
+    cmd.arg("run")
+        .arg(scenario)
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg("--dump-events")
+        .arg(dump);
     if let Some(m) = mutant {
         cmd.arg("--mutant").arg(m);
     }
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
     Ok(cmd.spawn()?)
 }
 
@@ -39,8 +53,17 @@ fn hash_of(out: &[u8]) -> anyhow::Result<String> {
 }
 
 /// Runs `seed` of `scenario` in two processes of `bin` and compares them.
-pub fn check_seed(bin: &Path, scenario: &Path, seed: u64, mutant: Option<&str>, tmp: &Path) -> anyhow::Result<SeedCheck> {
-    let dumps: [PathBuf; 2] = [tmp.join(format!("events-{seed}-a.txt")), tmp.join(format!("events-{seed}-b.txt"))];
+pub fn check_seed(
+    bin: &Path,
+    scenario: &Path,
+    seed: u64,
+    mutant: Option<&str>,
+    tmp: &Path,
+) -> anyhow::Result<SeedCheck> {
+    let dumps: [PathBuf; 2] = [
+        tmp.join(format!("events-{seed}-a.txt")),
+        tmp.join(format!("events-{seed}-b.txt")),
+    ];
     let a = child(bin, scenario, seed, mutant, &dumps[0])?;
     let b = child(bin, scenario, seed, mutant, &dumps[1])?;
     let (oa, ob) = (a.wait_with_output()?, b.wait_with_output()?);
@@ -56,7 +79,17 @@ pub fn check_seed(bin: &Path, scenario: &Path, seed: u64, mutant: Option<&str>, 
         return Ok(SeedCheck::Same(ha));
     }
     let (la, lb): (Vec<&str>, Vec<&str>) = (da.lines().collect(), db.lines().collect());
-    let i = la.iter().zip(&lb).position(|(x, y)| x != y).unwrap_or(la.len().min(lb.len()));
-    let at = |l: &[&str]| l.get(i).map_or_else(|| "<run ended>".to_owned(), |s| (*s).to_owned());
-    Ok(SeedCheck::Diverged { hashes: (ha, hb), first: (i, at(&la), at(&lb)) })
+    let i = la
+        .iter()
+        .zip(&lb)
+        .position(|(x, y)| x != y)
+        .unwrap_or(la.len().min(lb.len()));
+    let at = |l: &[&str]| {
+        l.get(i)
+            .map_or_else(|| "<run ended>".to_owned(), |s| (*s).to_owned())
+    };
+    Ok(SeedCheck::Diverged {
+        hashes: (ha, hb),
+        first: (i, at(&la), at(&lb)),
+    })
 }

@@ -41,11 +41,17 @@ impl Env for SimEnv {
     }
 
     fn wall_clock(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_AT_BOOT_SECS) + Duration::from_nanos(self.kernel.now_ns())
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(WALL_AT_BOOT_SECS)
+            + Duration::from_nanos(self.kernel.now_ns())
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + 'static {
-        Sleep { kernel: self.kernel.clone(), deadline: deadline.as_nanos(), key: None }
+        Sleep {
+            kernel: self.kernel.clone(),
+            deadline: deadline.as_nanos(),
+            key: None,
+        }
     }
 
     fn yield_now(&self) -> impl Future<Output = ()> + 'static {
@@ -72,7 +78,10 @@ impl Env for SimEnv {
         self.kernel.checks.fail_class(
             FailureClass::Crash,
             "no-unobserved-panic",
-            format!("detached task {task:?} (pid {}) panicked: {message}", self.pid),
+            format!(
+                "detached task {task:?} (pid {}) panicked: {message}",
+                self.pid
+            ),
         );
     }
 }

@@ -72,7 +72,11 @@ pub fn matches_catch(failure: &Failure, catch: &Catch) -> bool {
 
 /// Sweeps `scenario`; `on_seed` is called after every seed (progress).
 pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() + Sync)) -> Sweep {
-    let seeds = seed_list(opts.start_seed, opts.seeds.unwrap_or(scenario.seeds), opts.shard);
+    let seeds = seed_list(
+        opts.start_seed,
+        opts.seeds.unwrap_or(scenario.seeds),
+        opts.shard,
+    );
     let catch = opts.mutant.and_then(|m| scenario.catch_of(m)).cloned();
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -105,7 +109,10 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
             }
             if let Some(f) = counted {
                 s.failed += 1;
-                if s.first_failure.as_ref().is_none_or(|(first, _)| seed < *first) {
+                if s.first_failure
+                    .as_ref()
+                    .is_none_or(|(first, _)| seed < *first)
+                {
                     s.first_failure = Some((seed, f));
                 }
                 match confirmed {
@@ -121,9 +128,10 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
             on_seed();
         }
     };
+    #[allow(clippy::disallowed_methods)]
+    // explorer workers: each runs whole, independent simulations
     std::thread::scope(|scope| {
         for _ in 1..opts.jobs.max(1) {
-            #[allow(clippy::disallowed_methods)] // explorer workers: one independent run per seed
             scope.spawn(worker);
         }
         worker();
@@ -132,7 +140,11 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
     if s.ran >= COVERAGE_MIN_SEEDS && opts.mutant.is_none() {
         for (name, min) in &scenario.coverage {
             let (hit, opp) = s.coverage.get(name.as_str()).copied().unwrap_or((0, 0));
-            let share = if opp == 0 { 0.0 } else { hit as f64 / opp as f64 };
+            let share = if opp == 0 {
+                0.0
+            } else {
+                hit as f64 / opp as f64
+            };
             if share < *min {
                 s.coverage_short.push((name.clone(), share, *min));
             }
@@ -141,10 +153,21 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
     s
 }
 
-fn run_one(scenario: &Scenario, opts: &ExploreOptions, seed: u64, mutant: Option<&'static str>) -> RunReport {
+fn run_one(
+    scenario: &Scenario,
+    opts: &ExploreOptions,
+    seed: u64,
+    mutant: Option<&'static str>,
+) -> RunReport {
     run_scenario(
         scenario,
-        &RunOptions { seed, mutant, scheduler: opts.scheduler, watchdog: opts.watchdog, ..RunOptions::default() },
+        &RunOptions {
+            seed,
+            mutant,
+            scheduler: opts.scheduler,
+            watchdog: opts.watchdog,
+            ..RunOptions::default()
+        },
     )
 }
 
@@ -153,7 +176,11 @@ pub fn coverage_words(prefix: &str, coverage: &BTreeMap<&'static str, (u64, u64)
     coverage
         .iter()
         .map(|(name, (hit, opp))| {
-            let share = if *opp == 0 { 0.0 } else { *hit as f64 / *opp as f64 };
+            let share = if *opp == 0 {
+                0.0
+            } else {
+                *hit as f64 / *opp as f64
+            };
             format!("{prefix}{name}={share:.4}")
         })
         .collect()
@@ -172,7 +199,9 @@ mod tests {
     #[test]
     fn shards_partition_the_seed_range_exactly() {
         let all: Vec<u64> = seed_list(5, 103, None);
-        let mut union: Vec<u64> = (1..=4).flat_map(|k| seed_list(5, 103, Some((k, 4)))).collect();
+        let mut union: Vec<u64> = (1..=4)
+            .flat_map(|k| seed_list(5, 103, Some((k, 4))))
+            .collect();
         union.sort_unstable();
         assert_eq!(union, all);
     }

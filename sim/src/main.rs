@@ -119,7 +119,10 @@ enum Cmd {
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
-    let (k, n): (u64, u64) = (k.parse().map_err(|_| "K is not a number")?, n.parse().map_err(|_| "N is not a number")?);
+    let (k, n): (u64, u64) = (
+        k.parse().map_err(|_| "K is not a number")?,
+        n.parse().map_err(|_| "N is not a number")?,
+    );
     if n == 0 || k == 0 || k > n {
         return Err(format!("need 1 <= K <= N, got {k}/{n}"));
     }
@@ -134,11 +137,16 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 fn mutant_arg(m: Option<String>) -> Result<Option<&'static str>, ExitCode> {
     let Some(m) = m else { return Ok(None) };
     match mutants::find(&m) {
-        Some(found) if mutants::ENABLED => Ok(Some(found.name)),
-        Some(_) => Err(usage("mutants are compiled out: build with `--features warden/mutants`")),
+        Some(found) if mutants::enabled() => Ok(Some(found.name)),
+        Some(_) => Err(usage(
+            "mutants are compiled out: build with `--features warden/mutants`",
+        )),
         None => {
             let known: Vec<_> = mutants::ALL.iter().map(|m| m.name).collect();
-            Err(usage(format!("unknown mutant {m:?} (known: {})", known.join(", "))))
+            Err(usage(format!(
+                "unknown mutant {m:?} (known: {})",
+                known.join(", ")
+            )))
         }
     }
 }
@@ -147,7 +155,10 @@ fn sched_arg(s: Option<Sched>, scenario: &Scenario) -> Option<SchedulerKind> {
     s.map(|s| match (s, scenario.scheduler) {
         (Sched::Random, _) => SchedulerKind::Random,
         (Sched::Pct, SchedulerKind::Pct { depth, steps }) => SchedulerKind::Pct { depth, steps },
-        (Sched::Pct, SchedulerKind::Random) => SchedulerKind::Pct { depth: 3, steps: PCT_DEFAULT_STEPS },
+        (Sched::Pct, SchedulerKind::Random) => SchedulerKind::Pct {
+            depth: 3,
+            steps: PCT_DEFAULT_STEPS,
+        },
     })
 }
 
@@ -159,13 +170,40 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     watchdog::set_limit(cli.watchdog_secs);
     let result = match cli.command {
-        Cmd::Run { scenario, seed, mutant, plan, record, replay, sched, dump_events } => {
-            cmd_run(&scenario, seed, mutant, plan, record, replay, sched, dump_events)
-        }
-        Cmd::Explore { path, seeds, start_seed, mutant, sched, shard, jobs } => {
-            cmd_explore(&path, seeds, start_seed, mutant, sched, shard, jobs)
-        }
-        Cmd::CheckDeterminism { scenario, seeds, start_seed, mutant } => cmd_determinism(&scenario, seeds, start_seed, mutant),
+        Cmd::Run {
+            scenario,
+            seed,
+            mutant,
+            plan,
+            record,
+            replay,
+            sched,
+            dump_events,
+        } => cmd_run(
+            &scenario,
+            seed,
+            mutant,
+            plan,
+            record,
+            replay,
+            sched,
+            dump_events,
+        ),
+        Cmd::Explore {
+            path,
+            seeds,
+            start_seed,
+            mutant,
+            sched,
+            shard,
+            jobs,
+        } => cmd_explore(&path, seeds, start_seed, mutant, sched, shard, jobs),
+        Cmd::CheckDeterminism {
+            scenario,
+            seeds,
+            start_seed,
+            mutant,
+        } => cmd_determinism(&scenario, seeds, start_seed, mutant),
         Cmd::List => {
             cmd_list();
             Ok(ExitCode::SUCCESS)
@@ -186,10 +224,16 @@ fn cmd_run(
     dump: Option<PathBuf>,
 ) -> Result<ExitCode, ExitCode> {
     let sc = load(path)?;
-    let replay = replay.map(|p| Record::load(&p)).transpose().map_err(usage)?;
+    let replay = replay
+        .map(|p| Record::load(&p))
+        .transpose()
+        .map_err(usage)?;
     let mutant_name = mutant.or_else(|| replay.as_ref().and_then(|r| r.mutant.clone()));
     let mutant = mutant_arg(mutant_name)?;
-    let plan = plan.map(|p| FaultPlan::load(&p)).transpose().map_err(usage)?;
+    let plan = plan
+        .map(|p| FaultPlan::load(&p))
+        .transpose()
+        .map_err(usage)?;
     let opts = RunOptions {
         seed,
         mutant,
@@ -205,7 +249,12 @@ fn cmd_run(
     for line in &report.header {
         println!("{line}");
     }
-    println!("steps: {} events: {} virtual_end_s: {}", report.steps, report.events, report.end.as_secs_f64());
+    println!(
+        "steps: {} events: {} virtual_end_s: {}",
+        report.steps,
+        report.events,
+        report.end.as_secs_f64()
+    );
     let cov = coverage_words("", &report.coverage);
     if !cov.is_empty() {
         println!("coverage: {}", cov.join(" "));
@@ -214,11 +263,13 @@ fn cmd_run(
         println!("note: {n}");
     }
     if let (Some(p), Some(rec)) = (&record, &report.record) {
-        rec.save(p).map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        rec.save(p)
+            .map_err(|e| usage(format!("{}: {e}", p.display())))?;
         println!("record: {}", p.display());
     }
     if let Some(p) = &dump {
-        std::fs::write(p, report.dump.join("\n")).map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        std::fs::write(p, report.dump.join("\n"))
+            .map_err(|e| usage(format!("{}: {e}", p.display())))?;
     }
     let code = match &report.failure {
         None => ExitCode::SUCCESS,
@@ -229,11 +280,24 @@ fn cmd_run(
                 println!("  {l}");
             }
             let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-            println!("replay: warden-sim run {} --seed {}{m}", path.display(), report.seed);
+            println!(
+                "replay: warden-sim run {} --seed {}{m}",
+                path.display(),
+                report.seed
+            );
             ExitCode::from(f.class.exit_code() as u8)
         }
     };
-    println!("seed={} hash={:016x} result={}", report.seed, report.hash, if report.failure.is_some() { "fail" } else { "pass" });
+    println!(
+        "seed={} hash={:016x} result={}",
+        report.seed,
+        report.hash,
+        if report.failure.is_some() {
+            "fail"
+        } else {
+            "pass"
+        }
+    );
     Ok(code)
 }
 
@@ -242,7 +306,9 @@ fn progress(total: u64, label: &str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} seeds {per_sec} eta {eta}") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} seeds {per_sec} eta {eta}",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(label.to_owned());
@@ -260,25 +326,35 @@ fn cmd_explore(
     jobs: Option<usize>,
 ) -> Result<ExitCode, ExitCode> {
     let mutant = mutant_arg(mutant)?;
-    let files = if path.is_dir() { scenario::files_in(path).map_err(|e| usage(format!("{}: {e}", path.display())))? } else { vec![path.to_path_buf()] };
-    let scenarios = files.iter().map(|f| load(f)).collect::<Result<Vec<_>, _>>()?;
+    let files = if path.is_dir() {
+        scenario::files_in(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let scenarios = files
+        .iter()
+        .map(|f| load(f))
+        .collect::<Result<Vec<_>, _>>()?;
     if scenarios.is_empty() {
         return Err(usage(format!("no scenario files in {}", path.display())));
     }
     let dir = path.is_dir();
-    if let Some(m) = mutant {
-        if !dir && scenarios[0].catch_of(m).is_none() {
-            return Err(usage(format!("{} does not list mutant {m} in `catches`", scenarios[0].path.display())));
-        }
+    if let Some(m) = mutant
+        && !dir
+        && scenarios[0].catch_of(m).is_none()
+    {
+        return Err(usage(format!(
+            "{} does not list mutant {m} in `catches`",
+            scenarios[0].path.display()
+        )));
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = Instant::now();
-    let (mut ran, mut failed, mut first, mut ok, mut cov_words, mut caught) = (0u64, 0u64, None::<u64>, true, Vec::new(), false);
+    let (mut ran, mut failed, mut first, mut ok, mut cov_words, mut caught) =
+        (0u64, 0u64, None::<u64>, true, Vec::new(), false);
     for sc in &scenarios {
-        if let Some(m) = mutant {
-            if sc.catch_of(m).is_none() {
-                continue;
-            }
+        if mutant.is_some_and(|m| sc.catch_of(m).is_none()) {
+            continue;
         }
         let catch = mutant.and_then(|m| sc.catch_of(m));
         let n = seeds.unwrap_or(sc.seeds);
@@ -287,11 +363,31 @@ fn cmd_explore(
             ran += r;
             failed += f;
             caught |= c;
-            println!("{}: {r} seeds, mutant {} {}", sc.name, mutant.unwrap_or("-"), if c { "caught (two processes diverged)" } else { "not caught" });
+            println!(
+                "{}: {r} seeds, mutant {} {}",
+                sc.name,
+                mutant.unwrap_or("-"),
+                if c {
+                    "caught (two processes diverged)"
+                } else {
+                    "not caught"
+                }
+            );
             continue;
         }
-        let opts = ExploreOptions { seeds: Some(n), start_seed, mutant, scheduler: sched_arg(sched, sc), shard, jobs, watchdog: true };
-        let bar = progress(warden_sim::explore::seed_list(start_seed, n, shard).len() as u64, &sc.name);
+        let opts = ExploreOptions {
+            seeds: Some(n),
+            start_seed,
+            mutant,
+            scheduler: sched_arg(sched, sc),
+            shard,
+            jobs,
+            watchdog: true,
+        };
+        let bar = progress(
+            warden_sim::explore::seed_list(start_seed, n, shard).len() as u64,
+            &sc.name,
+        );
         let sweep = explore(sc, &opts, &|| bar.inc(1));
         bar.finish_and_clear();
         ran += sweep.ran;
@@ -299,24 +395,50 @@ fn cmd_explore(
         if let Some((s, f)) = &sweep.first_failure {
             first = Some(first.map_or(*s, |x| x.min(*s)));
             let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-            println!("{}: seed {s} failed: {f}\n  replay: warden-sim run {} --seed {s}{m}", sc.name, sc.path.display());
+            println!(
+                "{}: seed {s} failed: {f}\n  replay: warden-sim run {} --seed {s}{m}",
+                sc.name,
+                sc.path.display()
+            );
         }
         for u in &sweep.unconfirmed {
-            println!("{}: seed {u} fails with and without the mutant: not counted as a catch", sc.name);
+            println!(
+                "{}: seed {u} fails with and without the mutant: not counted as a catch",
+                sc.name
+            );
         }
         for (name, share, min) in &sweep.coverage_short {
-            println!("{}: coverage {name}={share:.4} is under its minimum {min}", sc.name);
+            println!(
+                "{}: coverage {name}={share:.4} is under its minimum {min}",
+                sc.name
+            );
             ok = false;
         }
-        if sweep.ran < warden_sim::explore::COVERAGE_MIN_SEEDS && !sc.coverage.is_empty() && mutant.is_none() {
-            println!("{}: coverage not judged ({} seeds < {})", sc.name, sweep.ran, warden_sim::explore::COVERAGE_MIN_SEEDS);
+        if sweep.ran < warden_sim::explore::COVERAGE_MIN_SEEDS
+            && !sc.coverage.is_empty()
+            && mutant.is_none()
+        {
+            println!(
+                "{}: coverage not judged ({} seeds < {})",
+                sc.name,
+                sweep.ran,
+                warden_sim::explore::COVERAGE_MIN_SEEDS
+            );
         }
-        let prefix = if dir { format!("{}.", sc.name) } else { String::new() };
+        let prefix = if dir {
+            format!("{}.", sc.name)
+        } else {
+            String::new()
+        };
         cov_words.extend(coverage_words(&prefix, &sweep.coverage));
         if mutant.is_some() {
             caught |= sweep.caught_by.is_some();
             if let Some(s) = sweep.caught_by {
-                println!("{}: mutant {} caught by seed {s}", sc.name, mutant.unwrap_or_default());
+                println!(
+                    "{}: mutant {} caught by seed {s}",
+                    sc.name,
+                    mutant.unwrap_or_default()
+                );
             }
         } else if sweep.failed > 0 {
             ok = false;
@@ -332,11 +454,28 @@ fn cmd_explore(
         line.push_str(&format!(", coverage {}", cov_words.join(" ")));
     }
     println!("{line}");
-    Ok(if mutant.is_some() { if caught { ExitCode::SUCCESS } else { ExitCode::from(1) } } else if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if mutant.is_some() {
+        if caught {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    } else if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-fn determinism_sweep(sc: &Scenario, n: u64, start: u64, mutant: Option<&str>, shard: Option<(u64, u64)>) -> Result<(u64, u64, bool), ExitCode> {
-    let bin = std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
+fn determinism_sweep(
+    sc: &Scenario,
+    n: u64,
+    start: u64,
+    mutant: Option<&str>,
+    shard: Option<(u64, u64)>,
+) -> Result<(u64, u64, bool), ExitCode> {
+    let bin =
+        std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
     let tmp = std::env::temp_dir();
     let (mut ran, mut diverged) = (0, 0);
     for seed in warden_sim::explore::seed_list(start, n, shard) {
@@ -353,10 +492,16 @@ fn determinism_sweep(sc: &Scenario, n: u64, start: u64, mutant: Option<&str>, sh
     Ok((ran, diverged, false))
 }
 
-fn cmd_determinism(path: &Path, seeds: u64, start: u64, mutant: Option<String>) -> Result<ExitCode, ExitCode> {
+fn cmd_determinism(
+    path: &Path,
+    seeds: u64,
+    start: u64,
+    mutant: Option<String>,
+) -> Result<ExitCode, ExitCode> {
     let sc = load(path)?;
     let mutant = mutant_arg(mutant)?;
-    let bin = std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
+    let bin =
+        std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
     let tmp = std::env::temp_dir();
     for seed in start..start + seeds {
         match check_seed(&bin, &sc.path, seed, mutant, &tmp) {
@@ -367,8 +512,13 @@ fn cmd_determinism(path: &Path, seeds: u64, start: u64, mutant: Option<String>) 
                 println!("  process 1: {}", first.1);
                 println!("  process 2: {}", first.2);
                 let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-                println!("replay: warden-sim check-determinism {} --seeds 1 --start-seed {seed}{m}", path.display());
-                return Ok(ExitCode::from(FailureClass::Nondeterminism.exit_code() as u8));
+                println!(
+                    "replay: warden-sim check-determinism {} --seeds 1 --start-seed {seed}{m}",
+                    path.display()
+                );
+                return Ok(ExitCode::from(
+                    FailureClass::Nondeterminism.exit_code() as u8
+                ));
             }
             Err(e) => {
                 eprintln!("warden-sim: {e}");
@@ -393,7 +543,14 @@ fn cmd_list() {
             println!("  param {} = {} ({})", p.name, p.default, p.about);
         }
     }
-    println!("mutants ({}):", if mutants::ENABLED { "compiled in" } else { "compiled out; build with --features warden/mutants" });
+    println!(
+        "mutants ({}):",
+        if mutants::enabled() {
+            "compiled in"
+        } else {
+            "compiled out; build with --features warden/mutants"
+        }
+    );
     for m in mutants::ALL {
         println!("  {}: {}", m.name, m.bug);
     }

@@ -34,7 +34,12 @@ pub struct RecordError {
 impl Record {
     /// The text form.
     pub fn to_text(&self) -> String {
-        let mut s = format!("{MAGIC}\nseed {}\nscenario {}\nmutant {}\n", self.seed, self.scenario, self.mutant.as_deref().unwrap_or("-"));
+        let mut s = format!(
+            "{MAGIC}\nseed {}\nscenario {}\nmutant {}\n",
+            self.seed,
+            self.scenario,
+            self.mutant.as_deref().unwrap_or("-")
+        );
         for (stream, values) in Stream::ALL.iter().zip(&self.streams) {
             s.push_str(stream.name());
             for v in values {
@@ -47,13 +52,27 @@ impl Record {
 
     /// Parses the text form; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Record, RecordError> {
-        let err = |line: usize, message: String| RecordError { path: path.display().to_string(), line, message };
+        let err = |line: usize, message: String| RecordError {
+            path: path.display().to_string(),
+            line,
+            message,
+        };
         let mut lines = text.lines().enumerate();
         match lines.next() {
             Some((_, l)) if l.trim() == MAGIC => {}
-            _ => return Err(err(1, format!("not a decision record (first line must be {MAGIC:?})"))),
+            _ => {
+                return Err(err(
+                    1,
+                    format!("not a decision record (first line must be {MAGIC:?})"),
+                ));
+            }
         }
-        let mut rec = Record { seed: 0, scenario: String::new(), mutant: None, streams: vec![Vec::new(); Stream::ALL.len()] };
+        let mut rec = Record {
+            seed: 0,
+            scenario: String::new(),
+            mutant: None,
+            streams: vec![Vec::new(); Stream::ALL.len()],
+        };
         let mut have_seed = false;
         for (i, line) in lines {
             let n = i + 1;
@@ -61,17 +80,29 @@ impl Record {
             let Some(key) = words.next() else { continue };
             match key {
                 "seed" => {
-                    rec.seed = words.next().and_then(|w| w.parse().ok()).ok_or_else(|| err(n, "seed must be an unsigned integer".into()))?;
+                    rec.seed = words
+                        .next()
+                        .and_then(|w| w.parse().ok())
+                        .ok_or_else(|| err(n, "seed must be an unsigned integer".into()))?;
                     have_seed = true;
                 }
                 "scenario" => rec.scenario = words.collect::<Vec<_>>().join(" "),
                 "mutant" => rec.mutant = words.next().filter(|m| *m != "-").map(str::to_owned),
                 _ => {
                     let Some(s) = Stream::ALL.iter().position(|s| s.name() == key) else {
-                        return Err(err(n, format!("unknown line {key:?} (expected seed, scenario, mutant or a stream name)")));
+                        return Err(err(
+                            n,
+                            format!(
+                                "unknown line {key:?} (expected seed, scenario, mutant or a stream name)"
+                            ),
+                        ));
                     };
                     rec.streams[s] = words
-                        .map(|w| w.parse::<u64>().map_err(|_| err(n, format!("{key}: {w:?} is not an unsigned integer"))))
+                        .map(|w| {
+                            w.parse::<u64>().map_err(|_| {
+                                err(n, format!("{key}: {w:?} is not an unsigned integer"))
+                            })
+                        })
                         .collect::<Result<_, _>>()?;
                 }
             }
@@ -91,7 +122,8 @@ impl Record {
     /// Reads a record from `path`.
     pub fn load(path: &Path) -> anyhow::Result<Record> {
         #[allow(clippy::disallowed_methods)] // the CLI's own file, not simulated I/O
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Record::parse(path, &text)?)
     }
 }
@@ -102,11 +134,18 @@ mod tests {
 
     #[test]
     fn text_round_trip_and_errors_name_the_line() {
-        let r = Record { seed: 42, scenario: "s".into(), mutant: Some("m".into()), streams: vec![vec![1, 2], vec![], vec![3], vec![], vec![], vec![9]] };
+        let r = Record {
+            seed: 42,
+            scenario: "s".into(),
+            mutant: Some("m".into()),
+            streams: vec![vec![1, 2], vec![], vec![3], vec![], vec![], vec![9]],
+        };
         let back = Record::parse(Path::new("x"), &r.to_text()).unwrap();
         assert_eq!(r, back);
         let bad = r.to_text().replace("app 9", "app nine");
-        let e = Record::parse(Path::new("rec.txt"), &bad).unwrap_err().to_string();
+        let e = Record::parse(Path::new("rec.txt"), &bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("rec.txt:10:"), "{e}");
     }
 }

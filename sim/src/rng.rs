@@ -74,7 +74,10 @@ impl Decisions {
     /// Fresh streams from `seed`, recording when `record` is set.
     pub fn new(seed: u64, record: bool) -> Self {
         Decisions {
-            rngs: Stream::ALL.iter().map(|s| generator(seed, *s as u64)).collect(),
+            rngs: Stream::ALL
+                .iter()
+                .map(|s| generator(seed, *s as u64))
+                .collect(),
             recorded: record.then(|| vec![Vec::new(); Stream::ALL.len()]),
             replay: None,
         }

@@ -110,7 +110,11 @@ static EPOCH: AtomicU16 = AtomicU16::new(1);
 pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     let spec = scenario.model.spec();
     let mut extra = vec![format!("model: {} ({})", spec.name, spec.about)];
-    let params: Vec<String> = scenario.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let params: Vec<String> = scenario
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     if !params.is_empty() {
         extra.push(format!("params: {}", params.join(" ")));
     }
@@ -124,12 +128,18 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
         invariants: scenario.invariants.clone(),
         extra_header: extra,
     };
-    run(&shape, opts, &|world| scenario.model.start(world, &scenario.params))
+    run(&shape, opts, &|world| {
+        scenario.model.start(world, &scenario.params)
+    })
 }
 
 /// Runs a workload once: `start` spawns its programs and returns the final
 /// checks.
-pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> FinalCheck) -> RunReport {
+pub fn run(
+    shape: &RunShape<'_>,
+    opts: &RunOptions,
+    start: &dyn Fn(&World) -> FinalCheck,
+) -> RunReport {
     let seed = opts.replay.as_ref().map_or(opts.seed, |r| r.seed);
     trace::begin_run(opts.tail, opts.dump);
     panic_hook::begin_quiet();
@@ -140,7 +150,9 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     let kind = opts.scheduler.unwrap_or(shape.scheduler);
     let internal = rng::generator(seed, rng::SCHEDULER_INTERNAL);
     let scheduler: Box<dyn Scheduler> = match (&opts.replay, kind) {
-        (Some(rec), _) => Box::new(ReplayScheduler::new(rec.streams[Stream::Schedule as usize].clone())),
+        (Some(rec), _) => Box::new(ReplayScheduler::new(
+            rec.streams[Stream::Schedule as usize].clone(),
+        )),
         (None, SchedulerKind::Random) => Box::new(RandomScheduler::new(internal)),
         (None, SchedulerKind::Pct { depth, steps }) => Box::new(Pct::new(internal, depth, steps)),
     };
@@ -150,7 +162,9 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
         streams[Stream::Schedule as usize].clear();
         decisions = decisions.replaying(streams);
     }
-    let guard = opts.watchdog.then(|| watchdog::watch(seed, replay_command(shape, seed, opts.mutant)));
+    let guard = opts
+        .watchdog
+        .then(|| watchdog::watch(seed, replay_command(shape, seed, opts.mutant)));
     let checks = Checks::new(shape.invariants.clone());
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed);
     let kernel = Rc::new(Kernel::new(
@@ -170,7 +184,14 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
         }
     }
     let mut header = vec![
-        format!("seed: {seed}{}", if opts.replay.is_some() { " (from the replayed record)" } else { "" }),
+        format!(
+            "seed: {seed}{}",
+            if opts.replay.is_some() {
+                " (from the replayed record)"
+            } else {
+                ""
+            }
+        ),
         format!("scenario: {}", shape.name),
         format!("mutant: {}", opts.mutant.unwrap_or("none")),
         format!("scheduler: {}", kernel.scheduler_description()),
@@ -183,24 +204,32 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     ];
     header.extend(shape.extra_header.iter().cloned());
 
-    let world = World { kernel: kernel.clone(), checks: checks.clone() };
+    let world = World {
+        kernel: kernel.clone(),
+        checks: checks.clone(),
+    };
     let final_check = start(&world);
     let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);
     let mut stop = kernel.run_until(safety_end);
     if stop != Stop::Failed {
         kernel.buggify.borrow_mut().allowed = false;
-        let end = safety_end.saturating_add(u64::try_from(shape.liveness.as_nanos()).unwrap_or(u64::MAX));
+        let end =
+            safety_end.saturating_add(u64::try_from(shape.liveness.as_nanos()).unwrap_or(u64::MAX));
         stop = kernel.run_until(end);
     }
     if stop != Stop::Failed {
         final_check(&checks);
     }
     let mut notes = checks.notes();
-    if let Some(f) = checks.failure() {
-        if f.class == FailureClass::Liveness {
-            let live = kernel.live_task_names();
-            notes.push(format!("{} tasks alive at the end: {}", live.len(), live.join(", ")));
-        }
+    if let Some(f) = checks.failure()
+        && f.class == FailureClass::Liveness
+    {
+        let live = kernel.live_task_names();
+        notes.push(format!(
+            "{} tasks alive at the end: {}",
+            live.len(),
+            live.join(", ")
+        ));
     }
     let steps = kernel.steps();
     let end = Duration::from_nanos(kernel.now_ns());

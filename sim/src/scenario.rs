@@ -54,7 +54,10 @@ pub struct Scenario {
 impl Scenario {
     /// How `mutant` is caught here, if the scenario lists it.
     pub fn catch_of(&self, mutant: &str) -> Option<&Catch> {
-        self.catches.iter().find(|(m, _)| m == mutant).map(|(_, c)| c)
+        self.catches
+            .iter()
+            .find(|(m, _)| m == mutant)
+            .map(|(_, c)| c)
     }
 }
 
@@ -130,13 +133,26 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let err = |span: Range<usize>, message: String| {
         let (line, column) = line_col(text, span.start);
-        ScenarioError { path: path.display().to_string(), line, column, message }
+        ScenarioError {
+            path: path.display().to_string(),
+            line,
+            column,
+            message,
+        }
     };
-    let raw: Raw = toml::from_str(text).map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
+    let raw: Raw = toml::from_str(text)
+        .map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
 
     let model = models::find(raw.model.get_ref()).ok_or_else(|| {
         let names: Vec<_> = models::all().iter().map(|m| m.spec().name).collect();
-        err(raw.model.span(), format!("unknown model {:?} (known: {})", raw.model.get_ref(), names.join(", ")))
+        err(
+            raw.model.span(),
+            format!(
+                "unknown model {:?} (known: {})",
+                raw.model.get_ref(),
+                names.join(", ")
+            ),
+        )
     })?;
     let spec = model.spec();
     let duration = parse_duration(&raw.duration).map_err(|m| err(raw.duration.span(), m))?;
@@ -154,23 +170,45 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         }
         "pct" => {
             let depth = match &sched.depth {
-                Some(d) => u32::try_from(*d.get_ref()).ok().filter(|d| *d >= 1).ok_or_else(|| err(d.span(), "depth must be an integer >= 1".into()))?,
+                Some(d) => u32::try_from(*d.get_ref())
+                    .ok()
+                    .filter(|d| *d >= 1)
+                    .ok_or_else(|| err(d.span(), "depth must be an integer >= 1".into()))?,
                 None => 3,
             };
             let steps = match &sched.steps {
-                Some(s) => u64::try_from(*s.get_ref()).ok().filter(|s| *s >= 1).ok_or_else(|| err(s.span(), "steps must be an integer >= 1".into()))?,
+                Some(s) => u64::try_from(*s.get_ref())
+                    .ok()
+                    .filter(|s| *s >= 1)
+                    .ok_or_else(|| err(s.span(), "steps must be an integer >= 1".into()))?,
                 None => PCT_DEFAULT_STEPS,
             };
             SchedulerKind::Pct { depth, steps }
         }
-        other => return Err(err(sched.kind.span(), format!("unknown scheduler kind {other:?} (expected \"random\" or \"pct\")"))),
+        other => {
+            return Err(err(
+                sched.kind.span(),
+                format!("unknown scheduler kind {other:?} (expected \"random\" or \"pct\")"),
+            ));
+        }
     };
-    let seeds = u64::try_from(*raw.seeds.get_ref()).ok().filter(|s| *s > 0).ok_or_else(|| err(raw.seeds.span(), "seeds must be a positive integer".into()))?;
+    let seeds = u64::try_from(*raw.seeds.get_ref())
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| err(raw.seeds.span(), "seeds must be a positive integer".into()))?;
 
     let mut invariants = Vec::new();
     for inv in &raw.invariants {
         if !spec.invariants.contains(&inv.get_ref().as_str()) {
-            return Err(err(inv.span(), format!("unknown invariant {:?} for model {} (known: {})", inv.get_ref(), spec.name, spec.invariants.join(", "))));
+            return Err(err(
+                inv.span(),
+                format!(
+                    "unknown invariant {:?} for model {} (known: {})",
+                    inv.get_ref(),
+                    spec.name,
+                    spec.invariants.join(", ")
+                ),
+            ));
         }
         invariants.push(inv.get_ref().clone());
     }
@@ -178,10 +216,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     for (name, min) in &raw.coverage {
         if !spec.coverage.iter().any(|(c, _)| c == name.get_ref()) {
             let known: Vec<_> = spec.coverage.iter().map(|(c, _)| *c).collect();
-            return Err(err(name.span(), format!("unknown coverage window {:?} for model {} (known: {})", name.get_ref(), spec.name, known.join(", "))));
+            return Err(err(
+                name.span(),
+                format!(
+                    "unknown coverage window {:?} for model {} (known: {})",
+                    name.get_ref(),
+                    spec.name,
+                    known.join(", ")
+                ),
+            ));
         }
         if !(0.0..=1.0).contains(min.get_ref()) {
-            return Err(err(min.span(), "a coverage minimum is a share between 0 and 1".into()));
+            return Err(err(
+                min.span(),
+                "a coverage minimum is a share between 0 and 1".into(),
+            ));
         }
         coverage.push((name.get_ref().clone(), *min.get_ref()));
     }
@@ -189,14 +238,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     for (mutant, how) in &raw.catches {
         if mutants::find(mutant.get_ref()).is_none() {
             let known: Vec<_> = mutants::ALL.iter().map(|m| m.name).collect();
-            return Err(err(mutant.span(), format!("unknown mutant {:?} (known: {})", mutant.get_ref(), known.join(", "))));
+            return Err(err(
+                mutant.span(),
+                format!(
+                    "unknown mutant {:?} (known: {})",
+                    mutant.get_ref(),
+                    known.join(", ")
+                ),
+            ));
         }
         let catch = if invariants.contains(how.get_ref()) {
             Catch::Invariant(how.get_ref().clone())
         } else if let Some(class) = FailureClass::from_name(how.get_ref()) {
             Catch::Class(class)
         } else {
-            return Err(err(how.span(), format!("{:?} is neither an invariant this scenario checks ({}) nor a failure class (livelock, nondeterminism, crash, liveness)", how.get_ref(), invariants.join(", "))));
+            return Err(err(
+                how.span(),
+                format!(
+                    "{:?} is neither an invariant this scenario checks ({}) nor a failure class (livelock, nondeterminism, crash, liveness)",
+                    how.get_ref(),
+                    invariants.join(", ")
+                ),
+            ));
         };
         catches.push((mutant.get_ref().clone(), catch));
     }
@@ -205,7 +268,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     for (key, value) in &raw.params {
         if !spec.params.iter().any(|p| p.name == key.get_ref()) {
             let known: Vec<_> = spec.params.iter().map(|p| p.name).collect();
-            return Err(err(key.span(), format!("unknown parameter {:?} for model {} (known: {})", key.get_ref(), spec.name, known.join(", "))));
+            return Err(err(
+                key.span(),
+                format!(
+                    "unknown parameter {:?} for model {} (known: {})",
+                    key.get_ref(),
+                    spec.name,
+                    known.join(", ")
+                ),
+            ));
         }
         values.insert(key.get_ref().clone(), *value.get_ref());
     }
@@ -226,14 +297,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
-    humantime::parse_duration(s.get_ref()).map_err(|e| format!("invalid duration {:?}: {e} (e.g. \"120s\", \"500ms\", \"2m\")", s.get_ref()))
+    humantime::parse_duration(s.get_ref()).map_err(|e| {
+        format!(
+            "invalid duration {:?}: {e} (e.g. \"120s\", \"500ms\", \"2m\")",
+            s.get_ref()
+        )
+    })
 }
 
 /// 1-based line and column of byte `offset` in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
@@ -273,7 +352,10 @@ catches = { selftest-lost-update = "no-lost-update" }
     fn accepts_a_valid_file() {
         let s = parse(Path::new("s.toml"), GOOD).expect("valid");
         assert_eq!(s.duration, Duration::from_secs(10));
-        assert_eq!(s.catch_of("selftest-lost-update"), Some(&Catch::Invariant("no-lost-update".into())));
+        assert_eq!(
+            s.catch_of("selftest-lost-update"),
+            Some(&Catch::Invariant("no-lost-update".into()))
+        );
     }
 
     #[test]
@@ -281,9 +363,18 @@ catches = { selftest-lost-update = "no-lost-update" }
         let e = error_of(&GOOD.replace("seeds = 10", "seeds = 10\nbogus = 1"));
         assert!(e.starts_with("s.toml:7:1:") && e.contains("bogus"), "{e}");
         let e = error_of(&GOOD.replace("[\"no-lost-update\"]", "[\"nope\"]"));
-        assert!(e.starts_with("s.toml:7:15:") && e.contains("unknown invariant"), "{e}");
-        let e = error_of(&GOOD.replace("catches = { selftest-lost-update", "catches = { no-such-mutant"));
-        assert!(e.starts_with("s.toml:8:13:") && e.contains("unknown mutant"), "{e}");
+        assert!(
+            e.starts_with("s.toml:7:15:") && e.contains("unknown invariant"),
+            "{e}"
+        );
+        let e = error_of(&GOOD.replace(
+            "catches = { selftest-lost-update",
+            "catches = { no-such-mutant",
+        ));
+        assert!(
+            e.starts_with("s.toml:8:13:") && e.contains("unknown mutant"),
+            "{e}"
+        );
         let e = error_of(&GOOD.replace("\"10s\"", "\"ten\""));
         assert!(e.starts_with("s.toml:4:12:"), "{e}");
         let e = error_of(&GOOD.replace("\"random\"", "\"fifo\""));

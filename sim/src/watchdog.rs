@@ -52,7 +52,10 @@ pub fn watch(seed: u64, replay_hint: String) -> WatchGuard {
         in_poll: AtomicBool::new(false),
         hash: AtomicU64::new(0),
     });
-    SLOTS.lock().unwrap_or_else(|e| e.into_inner()).push(slot.clone());
+    SLOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(slot.clone());
     WatchGuard(slot)
 }
 
@@ -68,15 +71,20 @@ impl WatchGuard {
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        SLOTS.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| !Arc::ptr_eq(s, &self.0));
+        SLOTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| !Arc::ptr_eq(s, &self.0));
     }
 }
 
 fn start() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        #[allow(clippy::disallowed_methods)] // the watchdog measures wall time by design
-        let spawned = std::thread::Builder::new().name("warden-sim-watchdog".into()).spawn(run);
+        #[allow(clippy::disallowed_types)] // the watchdog is an OS thread by design
+        let spawned = std::thread::Builder::new()
+            .name("warden-sim-watchdog".into())
+            .spawn(run);
         if let Err(e) = spawned {
             eprintln!("warden-sim: cannot start the watchdog thread: {e}");
         }
@@ -117,8 +125,15 @@ fn run() {
 fn report(slot: &WatchSlot) -> ! {
     let secs = LIMIT_SECS.load(Ordering::Relaxed);
     let class = FailureClass::Livelock;
-    println!("livelock failure: invariant no-stuck-poll failed: a single poll ran for more than {secs} s of wall time (a loop with no .await)");
+    println!(
+        "livelock failure: invariant no-stuck-poll failed: a single poll ran for more than {secs} s of wall time (a loop with no .await)"
+    );
     println!("replay: {}", slot.replay_hint);
-    println!("seed={} hash={:016x} result=fail", slot.seed, slot.hash.load(Ordering::Relaxed));
+    println!(
+        "seed={} hash={:016x} result=fail",
+        slot.seed,
+        slot.hash.load(Ordering::Relaxed)
+    );
+    #[allow(clippy::disallowed_methods)] // the stuck poll cannot be unwound: end the process
     std::process::exit(class.exit_code());
 }

@@ -32,7 +32,9 @@ pub const ALL: &[Mutant] = &[
 ];
 
 /// Whether warden was built with the `mutants` feature, so mutants can fire.
-pub const ENABLED: bool = cfg!(feature = "mutants");
+pub fn enabled() -> bool {
+    cfg!(feature = "mutants")
+}
 
 /// Looks a mutant up by name.
 pub fn find(name: &str) -> Option<&'static Mutant> {
@@ -48,7 +50,11 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), super::ALL.len(), "duplicate mutant name");
         for n in names {
-            assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{n}");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{n}"
+            );
         }
     }
 }

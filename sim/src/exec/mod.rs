@@ -185,7 +185,10 @@ impl Kernel {
             let index = match tasks.free.pop() {
                 Some(i) => i,
                 None => {
-                    tasks.slots.push(Slot { generation: 0, entry: None });
+                    tasks.slots.push(Slot {
+                        generation: 0,
+                        entry: None,
+                    });
                     u32::try_from(tasks.slots.len() - 1).expect("too many tasks")
                 }
             };
@@ -199,13 +202,17 @@ impl Kernel {
                 woken_by_other: true,
                 streak: 0,
             });
-            let id = (u64::from(self.epoch) << 48) | (u64::from(slot.generation) << 32) | u64::from(index);
+            let id = (u64::from(self.epoch) << 48)
+                | (u64::from(slot.generation) << 32)
+                | u64::from(index);
             tasks.ready.push(id);
             id
         };
         self.procs.borrow_mut().entry(pid).or_default().live_tasks += 1;
         self.scheduler.borrow_mut().on_spawn(id);
-        trace::sim_event(1, task_key(id), u64::from(pid), || format!("spawn {name:?}"));
+        trace::sim_event(1, task_key(id), u64::from(pid), || {
+            format!("spawn {name:?}")
+        });
         id
     }
 
@@ -231,7 +238,9 @@ impl Kernel {
         }
         let mut tasks = self.tasks.borrow_mut();
         for id in woken.drain(..) {
-            let Some(e) = self.entry(&mut tasks, id) else { continue };
+            let Some(e) = self.entry(&mut tasks, id) else {
+                continue;
+            };
             if polled != Some(id) {
                 e.woken_by_other = true;
             }
@@ -274,7 +283,10 @@ impl Kernel {
             let id = self.pick();
             self.poll(id);
             self.collect_wakes(Some(id));
-            let cost = below(self.decisions.borrow_mut().draw(Stream::PollCost), self.poll_cost_max_ns + 1);
+            let cost = below(
+                self.decisions.borrow_mut().draw(Stream::PollCost),
+                self.poll_cost_max_ns + 1,
+            );
             self.now.set(self.now.get() + cost);
             if self.timers.borrow_mut().fire_due(self.now.get()) > 0 {
                 self.collect_wakes(None);
@@ -289,7 +301,9 @@ impl Kernel {
         let i = self.scheduler.borrow_mut().pick(&tasks.ready, step);
         let id = tasks.ready.swap_remove(i);
         drop(tasks);
-        self.decisions.borrow_mut().note(Stream::Schedule, task_key(id));
+        self.decisions
+            .borrow_mut()
+            .note(Stream::Schedule, task_key(id));
         id
     }
 
@@ -297,7 +311,9 @@ impl Kernel {
         let now = self.now.get();
         let (mut fut, pid) = {
             let mut tasks = self.tasks.borrow_mut();
-            let Some(e) = self.entry(&mut tasks, id) else { return };
+            let Some(e) = self.entry(&mut tasks, id) else {
+                return;
+            };
             e.queued = false;
             if e.woken_by_other {
                 e.streak = 0;
@@ -311,7 +327,8 @@ impl Kernel {
                     e.name, e.pid, e.streak
                 );
                 drop(tasks);
-                self.checks.fail_class(FailureClass::Livelock, "no-busy-loop", msg);
+                self.checks
+                    .fail_class(FailureClass::Livelock, "no-busy-loop", msg);
                 return;
             }
             let Some(fut) = e.fut.take() else { return };
@@ -352,7 +369,11 @@ impl Kernel {
             Err(payload) => {
                 let msg = warden::env::panic_message(&*payload);
                 self.finish(id, pid, fut);
-                self.checks.fail_class(FailureClass::Crash, "no-panic", format!("task panicked: {msg}"));
+                self.checks.fail_class(
+                    FailureClass::Crash,
+                    "no-panic",
+                    format!("task panicked: {msg}"),
+                );
             }
         }
     }
@@ -418,7 +439,9 @@ impl Kernel {
                     None => below(self.decisions.borrow_mut().draw(Stream::Faults), 4) == 0,
                 };
                 b.sites.insert(site, e);
-                trace::sim_event(3, u64::from(e), 0, || format!("buggify site {site} enabled={e}"));
+                trace::sim_event(3, u64::from(e), 0, || {
+                    format!("buggify site {site} enabled={e}")
+                });
                 e
             }
         };
@@ -431,7 +454,11 @@ impl Kernel {
         tasks
             .slots
             .iter()
-            .filter_map(|s| s.entry.as_ref().map(|e| format!("{} (pid {})", e.name, e.pid)))
+            .filter_map(|s| {
+                s.entry
+                    .as_ref()
+                    .map(|e| format!("{} (pid {})", e.name, e.pid))
+            })
             .collect()
     }
 

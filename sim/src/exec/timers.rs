@@ -42,27 +42,30 @@ impl Timers {
             }
         };
         assert!(u128::from(slot) <= SLOT_MASK, "more than 2^24 live timers");
-        let key = (u128::from(deadline_ns) << 64) | (u128::from(seq & SEQ_MASK) << SLOT_BITS) | u128::from(slot);
+        let key = (u128::from(deadline_ns) << 64)
+            | (u128::from(seq & SEQ_MASK) << SLOT_BITS)
+            | u128::from(slot);
         self.heap.push(Reverse(key));
         TimerKey { slot, seq }
     }
 
     /// Replaces the waker of a live timer (a future re-polled by another task).
     pub fn update(&mut self, key: TimerKey, waker: &Waker) {
-        if let Some(Some((seq, w))) = self.slots.get_mut(key.slot as usize) {
-            if *seq == key.seq && !w.will_wake(waker) {
-                *w = waker.clone();
-            }
+        if let Some(Some((seq, w))) = self.slots.get_mut(key.slot as usize)
+            && *seq == key.seq
+            && !w.will_wake(waker)
+        {
+            *w = waker.clone();
         }
     }
 
     /// Cancels a timer; a no-op if it already fired.
     pub fn remove(&mut self, key: TimerKey) {
-        if let Some(entry) = self.slots.get_mut(key.slot as usize) {
-            if matches!(entry, Some((seq, _)) if *seq == key.seq) {
-                *entry = None;
-                self.free.push(key.slot);
-            }
+        if let Some(entry) = self.slots.get_mut(key.slot as usize)
+            && matches!(entry, Some((seq, _)) if *seq == key.seq)
+        {
+            *entry = None;
+            self.free.push(key.slot);
         }
     }
 

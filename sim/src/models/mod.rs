@@ -73,7 +73,12 @@ pub struct Params(BTreeMap<&'static str, i64>);
 impl Params {
     /// The model's defaults overridden by `values` (already validated).
     pub fn new(spec: &ModelSpec, values: &BTreeMap<String, i64>) -> Self {
-        Params(spec.params.iter().map(|p| (p.name, values.get(p.name).copied().unwrap_or(p.default))).collect())
+        Params(
+            spec.params
+                .iter()
+                .map(|p| (p.name, values.get(p.name).copied().unwrap_or(p.default)))
+                .collect(),
+        )
     }
 
     /// The value of a declared parameter.
@@ -125,6 +130,9 @@ pub struct Probe(std::rc::Weak<Kernel>);
 impl Probe {
     /// Counters of process `pid` (empty once the run is over).
     pub fn stats(&self, pid: u32) -> ProcStats {
-        self.0.upgrade().map(|k| k.proc_stats(pid)).unwrap_or_default()
+        self.0
+            .upgrade()
+            .map(|k| k.proc_stats(pid))
+            .unwrap_or_default()
     }
 }

@@ -17,7 +17,10 @@ pub struct ReplayScheduler {
 impl ReplayScheduler {
     /// Replays `picks` in order.
     pub fn new(picks: Vec<TaskId>) -> Self {
-        ReplayScheduler { picks: picks.into(), diverged_at: None }
+        ReplayScheduler {
+            picks: picks.into(),
+            diverged_at: None,
+        }
     }
 
     /// The first step at which the record did not match the ready set.
@@ -30,10 +33,10 @@ impl Scheduler for ReplayScheduler {
     fn on_spawn(&mut self, _: TaskId) {}
 
     fn pick(&mut self, ready: &[TaskId], step: u64) -> usize {
-        if let Some(want) = self.picks.pop_front() {
-            if let Some(i) = ready.iter().position(|t| crate::exec::task_key(*t) == want) {
-                return i;
-            }
+        if let Some(want) = self.picks.pop_front()
+            && let Some(i) = ready.iter().position(|t| crate::exec::task_key(*t) == want)
+        {
+            return i;
         }
         self.diverged_at.get_or_insert(step);
         ready

@@ -257,7 +257,10 @@ impl Subscriber for Forwarder {
                 .formatting
                 .get()
                 .then(|| format!("{} {:<5} {}:", prefix(r), meta.level(), meta.target()));
-            event.record(&mut FieldHasher { hash: &mut h, text: text.as_mut() });
+            event.record(&mut FieldHasher {
+                hash: &mut h,
+                text: text.as_mut(),
+            });
             r.hash.set(h);
             r.events.set(r.events.get() + 1);
             if let Some(line) = text {

@@ -25,14 +25,20 @@ impl RealEnv {
     pub fn new() -> Self {
         // RandomState's keys come from the OS's entropy source once per
         // thread; two of them give an unpredictable 64-bit seed.
-        let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        RealEnv { rng: Rc::new(Cell::new(seed)) }
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        RealEnv {
+            rng: Rc::new(Cell::new(seed)),
+        }
     }
 
     /// Runs `fut` to completion on a current-thread runtime with a
     /// `LocalSet`, the shape every real-backend program runs in.
     pub fn block_on<F: Future>(fut: F) -> std::io::Result<F::Output> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let local = tokio::task::LocalSet::new();
         Ok(local.block_on(&rt, fut))
     }
@@ -46,7 +52,10 @@ impl Default for RealEnv {
 
 /// CLOCK_BOOTTIME: monotonic, counts suspended time, starts at boot.
 fn boot_time() -> Instant {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on
     // every Linux since 2.6.39.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
