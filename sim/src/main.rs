@@ -114,7 +114,11 @@ enum Cmd {
     },
     /// Lists models with their invariants, coverage windows and parameters,
     /// and every mutant.
-    List,
+    List {
+        /// Prints only mutant names, one per line (for scripts).
+        #[arg(long)]
+        mutants: bool,
+    },
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
@@ -204,8 +208,8 @@ fn main() -> ExitCode {
             start_seed,
             mutant,
         } => cmd_determinism(&scenario, seeds, start_seed, mutant),
-        Cmd::List => {
-            cmd_list();
+        Cmd::List { mutants } => {
+            cmd_list(mutants);
             Ok(ExitCode::SUCCESS)
         }
     };
@@ -350,19 +354,22 @@ fn cmd_explore(
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = Instant::now();
-    let (mut ran, mut failed, mut first, mut ok, mut cov_words, mut caught) =
-        (0u64, 0u64, None::<u64>, true, Vec::new(), false);
+    let (mut ran, mut failed, mut first, mut ok, mut cov_words) =
+        (0u64, 0u64, None::<u64>, true, Vec::new());
+    // With a mutant: every scenario that lists it must catch it.
+    let (mut listing, mut caught_in) = (0usize, 0usize);
     for sc in &scenarios {
         if mutant.is_some_and(|m| sc.catch_of(m).is_none()) {
             continue;
         }
         let catch = mutant.and_then(|m| sc.catch_of(m));
+        listing += usize::from(catch.is_some());
         let n = seeds.unwrap_or(sc.seeds);
         if needs_determinism_check(catch) {
             let (r, f, c) = determinism_sweep(sc, n, start_seed, mutant, shard)?;
             ran += r;
             failed += f;
-            caught |= c;
+            caught_in += usize::from(c);
             println!(
                 "{}: {r} seeds, mutant {} {}",
                 sc.name,
@@ -432,13 +439,14 @@ fn cmd_explore(
         };
         cov_words.extend(coverage_words(&prefix, &sweep.coverage));
         if mutant.is_some() {
-            caught |= sweep.caught_by.is_some();
-            if let Some(s) = sweep.caught_by {
-                println!(
-                    "{}: mutant {} caught by seed {s}",
-                    sc.name,
-                    mutant.unwrap_or_default()
-                );
+            caught_in += usize::from(sweep.caught_by.is_some());
+            let m = mutant.unwrap_or_default();
+            match sweep.caught_by {
+                Some(s) => println!(
+                    "{}: mutant {m} caught by seed {s} ({} seeds run)",
+                    sc.name, sweep.ran
+                ),
+                None => println!("{}: mutant {m} NOT caught in {} seeds", sc.name, sweep.ran),
             }
         } else if sweep.failed > 0 {
             ok = false;
@@ -454,13 +462,20 @@ fn cmd_explore(
         line.push_str(&format!(", coverage {}", cov_words.join(" ")));
     }
     println!("{line}");
-    Ok(if mutant.is_some() {
-        if caught {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
-    } else if ok {
+    if let Some(m) = mutant
+        && listing == 0
+    {
+        return Err(usage(format!(
+            "no scenario in {} lists mutant {m} in `catches`",
+            path.display()
+        )));
+    }
+    let pass = if mutant.is_some() {
+        caught_in == listing
+    } else {
+        ok
+    };
+    Ok(if pass {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -530,7 +545,13 @@ fn cmd_determinism(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_list() {
+fn cmd_list(names_only: bool) {
+    if names_only {
+        for m in mutants::ALL {
+            println!("{}", m.name);
+        }
+        return;
+    }
     trace::install();
     for m in models::all() {
         let s = m.spec();

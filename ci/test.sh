@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints (and proof that each banned API is banned),
+# the core-statics check, unit and integration tests (simulator and real
+# backend), the scenario sweep with mutants, and debug/release hash equality.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/setup.sh
+step() { echo; echo "== $*"; }
+step "cargo fmt --check";            cargo fmt --all -- --check
+step "clippy (-D warnings)";         cargo clippy -q --workspace --all-targets --features warden/mutants -- -D warnings
+step "clippy without mutants";       cargo clippy -q --workspace --all-targets -- -D warnings
+step "clippy fixture";               ci/clippy-fixture.sh
+step "core statics";                 ci/check-core-statics.sh --self-test && ci/check-core-statics.sh
+step "cargo test";                   cargo test --workspace --features warden/mutants
+step "scenario sweep";               ci/sweep.sh
+step "hash: debug vs release";       ci/hash-debug-release.sh
+echo; echo "all tests passed"
