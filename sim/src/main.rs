@@ -46,35 +46,42 @@ enum Sched {
     Pct,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Switches a mutant (a known bug) on.
+    #[arg(long)]
+    mutant: Option<String>,
+    /// Forces buggify sites from a fault plan file.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Writes every decision of the run to FILE.
+    #[arg(long, conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Writes the faults this run decided on (buggify sites) to FILE,
+    /// for `--plan`.
+    #[arg(long)]
+    save_plan: Option<PathBuf>,
+    /// Replays the decisions in FILE (its seed wins over --seed).
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Overrides the scenario's scheduler.
+    #[arg(long, value_enum)]
+    sched: Option<Sched>,
+    /// Writes every hashed event to FILE (used by check-determinism).
+    #[arg(long, hide = true)]
+    dump_events: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs one seed of a scenario; the last line is
     /// `seed=N hash=<hex> result=pass|fail`.
-    Run {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// The seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Switches a mutant (a known bug) on.
-        #[arg(long)]
-        mutant: Option<String>,
-        /// Forces buggify sites from a fault plan file.
-        #[arg(long)]
-        plan: Option<PathBuf>,
-        /// Writes every decision of the run to FILE.
-        #[arg(long, conflicts_with = "replay")]
-        record: Option<PathBuf>,
-        /// Replays the decisions in FILE (its seed wins over --seed).
-        #[arg(long)]
-        replay: Option<PathBuf>,
-        /// Overrides the scenario's scheduler.
-        #[arg(long, value_enum)]
-        sched: Option<Sched>,
-        /// Writes every hashed event to FILE (used by check-determinism).
-        #[arg(long, hide = true)]
-        dump_events: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Runs many seeds of a scenario, or of every scenario in a directory.
     Explore {
         /// A scenario file or a directory of them.
@@ -174,25 +181,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     watchdog::set_limit(cli.watchdog_secs);
     let result = match cli.command {
-        Cmd::Run {
-            scenario,
-            seed,
-            mutant,
-            plan,
-            record,
-            replay,
-            sched,
-            dump_events,
-        } => cmd_run(
-            &scenario,
-            seed,
-            mutant,
-            plan,
-            record,
-            replay,
-            sched,
-            dump_events,
-        ),
+        Cmd::Run(args) => cmd_run(args),
         Cmd::Explore {
             path,
             seeds,
@@ -216,17 +205,19 @@ fn main() -> ExitCode {
     result.unwrap_or_else(|code| code)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cmd_run(
-    path: &Path,
-    seed: u64,
-    mutant: Option<String>,
-    plan: Option<PathBuf>,
-    record: Option<PathBuf>,
-    replay: Option<PathBuf>,
-    sched: Option<Sched>,
-    dump: Option<PathBuf>,
-) -> Result<ExitCode, ExitCode> {
+fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
+    let RunArgs {
+        scenario,
+        seed,
+        mutant,
+        plan,
+        record,
+        save_plan,
+        replay,
+        sched,
+        dump_events: dump,
+    } = args;
+    let path = scenario.as_path();
     let sc = load(path)?;
     let replay = replay
         .map(|p| Record::load(&p))
@@ -270,6 +261,15 @@ fn cmd_run(
         rec.save(p)
             .map_err(|e| usage(format!("{}: {e}", p.display())))?;
         println!("record: {}", p.display());
+    }
+    if let Some(p) = &save_plan {
+        std::fs::write(p, report.plan.to_toml())
+            .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        println!(
+            "plan: {} ({} buggify sites)",
+            p.display(),
+            report.plan.buggify.len()
+        );
     }
     if let Some(p) = &dump {
         std::fs::write(p, report.dump.join("\n"))

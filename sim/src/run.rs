@@ -72,6 +72,8 @@ pub struct RunReport {
     pub events: u64,
     /// Remarks: unchecked invariants that failed, replay divergence.
     pub notes: Vec<String>,
+    /// The faults this run decided on, replayable with `--plan`.
+    pub plan: FaultPlan,
 }
 
 /// The shape of a run besides its workload.
@@ -234,6 +236,15 @@ pub fn run(
     let steps = kernel.steps();
     let end = Duration::from_nanos(kernel.now_ns());
     let recorded = kernel.decisions.borrow_mut().take_record();
+    let plan = FaultPlan {
+        buggify: kernel
+            .buggify
+            .borrow()
+            .sites
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+    };
     kernel.shutdown();
     drop(world);
     drop(kernel);
@@ -260,5 +271,6 @@ pub fn run(
         end,
         events: t.events,
         notes,
+        plan,
     }
 }

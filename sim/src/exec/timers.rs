@@ -111,3 +111,56 @@ impl Timers {
         self.slots.len() - self.free.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::task::Wake;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    struct Count(u64, Arc<AtomicU64>, Arc<std::sync::Mutex<Vec<u64>>>);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.2.lock().unwrap().push(self.0);
+        }
+    }
+
+    proptest! {
+        /// Timers fire in (deadline, registration) order, exactly once,
+        /// and never when removed first.
+        #[test]
+        fn fire_in_order_once_and_not_after_removal(
+            ops in proptest::collection::vec((0u64..50, any::<bool>()), 1..60),
+        ) {
+            let woken = Arc::new(AtomicU64::new(0));
+            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut timers = Timers::default();
+            let mut expected = Vec::new();
+            for (i, (deadline, remove)) in ops.iter().enumerate() {
+                let w = Waker::from(Arc::new(Count(i as u64, woken.clone(), order.clone())));
+                let key = timers.insert(*deadline, w);
+                if *remove {
+                    timers.remove(key);
+                } else {
+                    expected.push((*deadline, i as u64));
+                }
+            }
+            expected.sort();
+            prop_assert_eq!(timers.live(), expected.len());
+            let mut now = 0;
+            while let Some(next) = timers.next_deadline() {
+                prop_assert!(next >= now, "deadlines go backwards");
+                now = next;
+                timers.fire_due(now);
+            }
+            let fired = order.lock().unwrap().clone();
+            prop_assert_eq!(fired, expected.iter().map(|(_, i)| *i).collect::<Vec<_>>());
+            prop_assert_eq!(timers.live(), 0);
+        }
+    }
+}
