@@ -30,6 +30,10 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread exists, so every thread inherits the mask: handled
+    // signals are then consumed only through a signalfd, and RealEnv::block_on
+    // unblocks the ones nobody handles (see warden::env::real::block_handled_signals).
+    warden::env::real::block_handled_signals().context("cannot block the handled signals")?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();

@@ -18,26 +18,40 @@ const WALL_AT_BOOT_SECS: u64 = 1_767_225_600;
 /// The environment of one simulated process.
 #[derive(Clone)]
 pub struct SimEnv {
-    kernel: Rc<Kernel>,
-    pid: u32,
+    pub(crate) kernel: Rc<Kernel>,
+    /// The process's global id (never reused, unlike its pid).
+    pub(crate) proc: u32,
+    pub(crate) host: u32,
+    /// Global virtual time the host booted: `now()` is relative to it.
+    pub(crate) boot_ns: u64,
 }
 
 impl SimEnv {
-    /// The environment of process `pid` in `kernel`'s run.
-    pub(crate) fn new(kernel: Rc<Kernel>, pid: u32) -> Self {
-        SimEnv { kernel, pid }
+    /// The environment of process `proc` on `host`, booted at `boot_ns`.
+    pub(crate) fn new(kernel: Rc<Kernel>, proc: u32, host: u32, boot_ns: u64) -> Self {
+        SimEnv {
+            kernel,
+            proc,
+            host,
+            boot_ns,
+        }
     }
 
-    /// This process's id.
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// The process's simulator-wide id (never reused).
+    pub fn proc_id(&self) -> u32 {
+        self.proc
+    }
+
+    /// The host's index.
+    pub fn host_index(&self) -> u32 {
+        self.host
     }
 }
 
 impl Env for SimEnv {
     #[inline]
     fn now(&self) -> Instant {
-        Instant::from_nanos(self.kernel.now_ns())
+        Instant::from_nanos(self.kernel.now_ns().saturating_sub(self.boot_ns))
     }
 
     fn wall_clock(&self) -> SystemTime {
@@ -49,7 +63,7 @@ impl Env for SimEnv {
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + 'static {
         Sleep {
             kernel: self.kernel.clone(),
-            deadline: deadline.as_nanos(),
+            deadline: deadline.as_nanos().saturating_add(self.boot_ns),
             key: None,
         }
     }
@@ -59,7 +73,9 @@ impl Env for SimEnv {
     }
 
     fn spawn_task(&self, name: &str, task: LocalTask) {
-        self.kernel.spawn(self.pid, name, task);
+        if !self.kernel.is_dead(self.proc) {
+            self.kernel.spawn(self.proc, name, task);
+        }
     }
 
     fn random_u64(&self) -> u64 {
@@ -79,10 +95,15 @@ impl Env for SimEnv {
             FailureClass::Crash,
             "no-unobserved-panic",
             format!(
-                "detached task {task:?} (pid {}) panicked: {message}",
-                self.pid
+                "detached task {task:?} (proc {}) panicked: {message}",
+                self.proc
             ),
         );
+    }
+
+    fn crash_point(&self, name: &'static str) -> impl Future<Output = ()> + 'static {
+        let crashed = crate::world::hit_crash_point(&self.kernel, self.proc, name);
+        CrashPoint { crashed }
     }
 }
 
@@ -115,6 +136,23 @@ impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             self.kernel.remove_timer(key);
+        }
+    }
+}
+
+/// Never completes once the process crashed here (its task is discarded
+/// after this poll).
+struct CrashPoint {
+    crashed: bool,
+}
+
+impl Future for CrashPoint {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.crashed {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod determinism;
 pub mod env;
 pub mod exec;
 pub mod explore;
+pub mod faults;
 pub mod models;
 mod panic_hook;
 pub mod plan;
@@ -23,6 +24,7 @@ pub mod sched;
 pub mod testing;
 pub mod trace;
 pub mod watchdog;
+pub mod world;
 
 pub use check::{Checks, Failure, FailureClass};
 pub use env::SimEnv;

@@ -1,6 +1,8 @@
-//! Fault plans as data: which buggify sites are on, replayable with
-//! `--plan FILE` instead of being drawn from the seed. (Explicit fault
-//! events join this file with the simulated world: crashes, partitions.)
+//! Fault plans as data: which buggify sites are on, which hosts crash and
+//! when, partitions, and the crash point a process dies at. A run derives
+//! its plan from the seed and can save it (`run --save-plan`); a plan
+//! replays with `--plan FILE` instead of being drawn, and proptest
+//! generates and shrinks plans directly.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +16,51 @@ pub struct FaultPlan {
     /// Buggify sites (`module::path:line`) forced on (`true`) or off.
     #[serde(default)]
     pub buggify: BTreeMap<String, bool>,
+    /// Host power losses.
+    #[serde(default)]
+    pub host_crashes: Vec<HostCrash>,
+    /// Network partitions between two hosts.
+    #[serde(default)]
+    pub partitions: Vec<Partition>,
+    /// The process that reaches this crash point's k-th hit dies there.
+    #[serde(default)]
+    pub crash_point: Option<CrashAt>,
+}
+
+/// A host loses power at `at_ms` and boots `restart_after_ms` later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostCrash {
+    /// Virtual milliseconds from the start of the run.
+    pub at_ms: u64,
+    /// Host index (0 is the model's own host and never crashes).
+    pub host: u32,
+    /// Downtime.
+    pub restart_after_ms: u64,
+}
+
+/// Hosts `a` and `b` cannot reach each other for `for_ms` from `at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// Virtual milliseconds from the start of the run.
+    pub at_ms: u64,
+    /// One host.
+    pub a: u32,
+    /// The other.
+    pub b: u32,
+    /// How long.
+    pub for_ms: u64,
+}
+
+/// The `hit`-th hit of crash point `name` kills its process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashAt {
+    /// A declared crash point.
+    pub name: String,
+    /// Which hit, from 1.
+    pub hit: u64,
 }
 
 impl FaultPlan {

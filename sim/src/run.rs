@@ -88,8 +88,8 @@ pub struct RunShape<'a> {
     pub liveness: Duration,
     /// Scheduler unless overridden.
     pub scheduler: SchedulerKind,
-    /// Whether buggify may fire.
-    pub buggify: bool,
+    /// Fault rates.
+    pub faults: crate::faults::Faults,
     /// Invariants that fail the run.
     pub invariants: Vec<String>,
     /// Extra header lines (model parameters).
@@ -126,7 +126,7 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
         duration: scenario.duration,
         liveness: scenario.liveness,
         scheduler: scenario.scheduler,
-        buggify: scenario.buggify,
+        faults: scenario.faults,
         invariants: scenario.invariants.clone(),
         extra_header: extra,
     };
@@ -180,7 +180,8 @@ pub fn run(
     ));
     {
         let mut b = kernel.buggify.borrow_mut();
-        b.allowed = shape.buggify;
+        b.allowed = shape.faults.buggify;
+        b.fault_phase = true;
         if let Some(plan) = &opts.plan {
             b.forced = plan.buggify.clone();
         }
@@ -199,22 +200,23 @@ pub fn run(
         format!("scheduler: {}", kernel.scheduler_description()),
         format!(
             "derived: poll_cost_ns_max={poll_cost_max_ns} buggify={} duration_s={} liveness_s={}",
-            if shape.buggify { "on" } else { "off" },
+            if shape.faults.buggify { "on" } else { "off" },
             shape.duration.as_secs_f64(),
             shape.liveness.as_secs_f64()
         ),
     ];
     header.extend(shape.extra_header.iter().cloned());
 
-    let world = World {
-        kernel: kernel.clone(),
-        checks: checks.clone(),
-    };
+    let world = World::new(kernel.clone(), checks.clone());
     let final_check = start(&world);
     let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);
+    let injected = crate::faults::install(&kernel, shape.faults, opts.plan.as_ref(), safety_end);
+    if let Some(c) = &injected.borrow().crash_point {
+        header.push(format!("crash point: {} at hit {}", c.name, c.hit));
+    }
     let mut stop = kernel.run_until(safety_end);
     if stop != Stop::Failed {
-        kernel.buggify.borrow_mut().allowed = false;
+        kernel.buggify.borrow_mut().fault_phase = false;
         let end =
             safety_end.saturating_add(u64::try_from(shape.liveness.as_nanos()).unwrap_or(u64::MAX));
         stop = kernel.run_until(end);
@@ -236,15 +238,14 @@ pub fn run(
     let steps = kernel.steps();
     let end = Duration::from_nanos(kernel.now_ns());
     let recorded = kernel.decisions.borrow_mut().take_record();
-    let plan = FaultPlan {
-        buggify: kernel
-            .buggify
-            .borrow()
-            .sites
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect(),
-    };
+    let mut plan = injected.borrow().clone();
+    plan.buggify = kernel
+        .buggify
+        .borrow()
+        .sites
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
     kernel.shutdown();
     drop(world);
     drop(kernel);

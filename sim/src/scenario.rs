@@ -45,8 +45,8 @@ pub struct Scenario {
     pub coverage: Vec<(String, f64)>,
     /// Mutants this scenario must catch, and how.
     pub catches: Vec<(String, Catch)>,
-    /// Whether buggify sites may fire.
-    pub buggify: bool,
+    /// Fault rates.
+    pub faults: crate::faults::Faults,
     /// The model's parameters.
     pub params: Params,
 }
@@ -92,7 +92,7 @@ struct Raw {
     #[serde(default)]
     catches: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
-    faults: Option<Spanned<RawFaults>>,
+    faults: Option<Spanned<crate::faults::Faults>>,
     #[serde(default)]
     params: BTreeMap<Spanned<String>, Spanned<i64>>,
 }
@@ -105,13 +105,6 @@ struct RawScheduler {
     depth: Option<Spanned<i64>>,
     #[serde(default)]
     steps: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFaults {
-    #[serde(default)]
-    buggify: bool,
 }
 
 /// Default length of the fault-free liveness phase.
@@ -263,7 +256,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         };
         catches.push((mutant.get_ref().clone(), catch));
     }
-    let buggify = raw.faults.as_ref().is_some_and(|f| f.get_ref().buggify);
+    let faults = match &raw.faults {
+        Some(f) => {
+            let v = *f.get_ref();
+            for (name, rate, max) in [
+                ("crash", v.crash, 10.0),
+                ("partition", v.partition, 10.0),
+                ("disk_error", v.disk_error, 1.0),
+                ("udp_loss", v.udp_loss, 1.0),
+            ] {
+                if !(0.0..=max).contains(&rate) {
+                    return Err(err(
+                        f.span(),
+                        format!("faults.{name} = {rate} is outside 0..={max}"),
+                    ));
+                }
+            }
+            v
+        }
+        None => crate::faults::Faults::default(),
+    };
     let mut values = BTreeMap::new();
     for (key, value) in &raw.params {
         if !spec.params.iter().any(|p| p.name == key.get_ref()) {
@@ -291,7 +303,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         invariants,
         coverage,
         catches,
-        buggify,
+        faults,
         params: Params::new(spec, &values),
     })
 }

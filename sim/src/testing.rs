@@ -109,7 +109,10 @@ where
         duration: limit,
         liveness: Duration::ZERO,
         scheduler: SchedulerKind::Random,
-        buggify: true,
+        faults: crate::faults::Faults {
+            buggify: true,
+            ..Default::default()
+        },
         invariants: vec!["test-body".to_owned()],
         extra_header: Vec::new(),
     };

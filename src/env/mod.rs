@@ -8,8 +8,12 @@
 //! One thread drives core code in both backends, so futures here are not
 //! `Send` and state needs no locks.
 
+pub mod crash;
+mod disk;
 mod instant;
 pub mod mutants;
+mod net;
+mod process;
 pub mod real;
 mod task;
 
@@ -17,7 +21,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+pub use disk::{DiskEnv, OpenOptions};
 pub use instant::Instant;
+pub use net::{Addr, NetEnv};
+pub use process::{ExitStatus, Pid, ProcessEnv, ProcessSpec, Signal};
 pub use task::{JoinError, JoinHandle, panic_message};
 pub use tokio_util::sync::CancellationToken;
 
@@ -29,7 +36,8 @@ pub type LocalTask = Pin<Box<dyn Future<Output = ()> + 'static>>;
 #[error("deadline elapsed")]
 pub struct Elapsed;
 
-/// Clock, timers, tasks and randomness for one process.
+/// Clock, timers, tasks, randomness, processes, sockets and disk for one
+/// process.
 ///
 /// A handle is cheap to clone and belongs to one process: in the simulator
 /// it carries the host and pid, and after that process died every call made
@@ -37,7 +45,7 @@ pub struct Elapsed;
 ///
 /// Backends implement the required methods; core code calls the provided
 /// ones ([`Env::spawn`], [`Env::timeout`], [`Env::mutant`], ...).
-pub trait Env: Clone + 'static {
+pub trait Env: Clone + 'static + ProcessEnv + NetEnv + DiskEnv {
     /// Monotonic, boot-relative time of this host.
     fn now(&self) -> Instant;
 
@@ -67,6 +75,9 @@ pub trait Env: Clone + 'static {
 
     /// A spawned task panicked and nobody holds its [`JoinHandle`].
     fn report_unobserved_panic(&self, task: &str, message: &str);
+
+    /// A named crash point (see [`crash`]); use [`crash_point!`].
+    fn crash_point(&self, name: &'static str) -> impl Future<Output = ()> + 'static;
 
     /// Completes after `d` has passed on [`Env::now`].
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> + 'static {

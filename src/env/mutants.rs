@@ -26,6 +26,22 @@ pub const ALL: &[Mutant] = &[
         bug: "a waiter spins on a flag with yield_now instead of awaiting a notification",
     },
     Mutant {
+        name: "rename-no-dirsync",
+        bug: "replaces a file by rename without fsyncing the directory: a host crash undoes the rename",
+    },
+    Mutant {
+        name: "torn-record-accepted",
+        bug: "a journal reader trusts a record's length prefix and accepts a torn final record",
+    },
+    Mutant {
+        name: "pid-reuse-trusted",
+        bug: "signals a remembered pid after its process exited and the number was reused",
+    },
+    Mutant {
+        name: "listener-closed-with-first-holder",
+        bug: "closes a passed listener when its first holder dies, although another process holds it",
+    },
+    Mutant {
         name: "selftest-nondeterministic",
         bug: "iterates a randomly seeded std HashMap, so the order of events differs between processes",
     },

@@ -22,7 +22,7 @@ use crate::sched::Scheduler;
 use crate::trace;
 use crate::watchdog::WatchSlot;
 
-pub use timers::{TimerKey, Timers};
+pub use timers::{Due, TimerKey, Timers};
 pub use waker::TaskId;
 
 /// A task re-polled this many times in a row only because it woke itself
@@ -81,8 +81,10 @@ pub enum Stop {
 /// Fault switches of one run.
 #[derive(Debug, Default)]
 pub struct Buggify {
-    /// Whether buggify may fire at all (scenario and phase).
+    /// Whether the scenario lets buggify sites fire.
     pub allowed: bool,
+    /// Whether the run is in its fault phase (not the fault-free end).
+    pub fault_phase: bool,
     /// Sites decided so far: enabled or not for this run.
     pub sites: BTreeMap<&'static str, bool>,
     /// Decisions forced by a fault plan.
@@ -106,6 +108,15 @@ pub struct Kernel {
     poll_cost_max_ns: u64,
     watch: Option<std::sync::Arc<WatchSlot>>,
     woken: RefCell<Vec<TaskId>>,
+    /// Processes that ended: their tasks are discarded, their Env calls do
+    /// nothing.
+    dead: RefCell<std::collections::BTreeSet<u32>>,
+    /// Processes paused by SIGSTOP: their woken tasks wait in `parked`.
+    stopped: RefCell<std::collections::BTreeSet<u32>>,
+    parked: RefCell<Vec<TaskId>>,
+    current: Cell<TaskId>,
+    /// The simulated world: hosts, processes, sockets, disks.
+    pub(crate) world: RefCell<crate::world::WorldState>,
 }
 
 impl Kernel {
@@ -136,6 +147,11 @@ impl Kernel {
             poll_cost_max_ns,
             watch,
             woken: RefCell::default(),
+            dead: RefCell::default(),
+            stopped: RefCell::default(),
+            parked: RefCell::default(),
+            current: Cell::new(waker::NO_TASK),
+            world: RefCell::default(),
         }
     }
 
@@ -163,6 +179,105 @@ impl Kernel {
     /// Points a live timer at another waker.
     pub fn update_timer(&self, key: TimerKey, waker: &std::task::Waker) {
         self.timers.borrow_mut().update(key, waker);
+    }
+
+    /// Runs `action` at virtual time `at_ns` (or at once if that passed).
+    pub fn schedule(&self, at_ns: u64, action: Box<dyn FnOnce()>) -> TimerKey {
+        self.timers
+            .borrow_mut()
+            .insert_due(at_ns.max(self.now.get()), Due::Act(action))
+    }
+
+    /// Whether process `proc` has ended.
+    #[inline]
+    pub fn is_dead(&self, proc: u32) -> bool {
+        self.dead.borrow().contains(&proc)
+    }
+
+    /// Ends process `proc`'s tasks: each is discarded (the one being
+    /// polled, after its poll returns) and every later Env call from the
+    /// process does nothing.
+    pub fn end_process_tasks(&self, proc: u32) {
+        if !self.dead.borrow_mut().insert(proc) {
+            return;
+        }
+        self.stopped.borrow_mut().remove(&proc);
+        let current = self.current.get();
+        let futs: Vec<LocalTask> = {
+            let mut tasks = self.tasks.borrow_mut();
+            let mut out = Vec::new();
+            let mut freed = Vec::new();
+            for (i, slot) in tasks.slots.iter_mut().enumerate() {
+                let owned = slot.entry.as_ref().is_some_and(|e| e.pid == proc);
+                if !owned {
+                    continue;
+                }
+                let id =
+                    (u64::from(self.epoch) << 48) | (u64::from(slot.generation) << 32) | i as u64;
+                if id == current {
+                    continue; // discarded after its poll
+                }
+                if let Some(e) = slot.entry.take() {
+                    out.extend(e.fut);
+                    freed.push(i as u32);
+                }
+            }
+            tasks.free.extend(freed);
+            let slots = &tasks.slots;
+            let keep: Vec<TaskId> = tasks
+                .ready
+                .iter()
+                .copied()
+                .filter(|id| {
+                    slots
+                        .get((id & 0xffff_ffff) as usize)
+                        .is_some_and(|s| s.entry.is_some())
+                })
+                .collect();
+            tasks.ready = keep;
+            out
+        };
+        if let Some(stats) = self.procs.borrow_mut().get_mut(&proc) {
+            stats.live_tasks =
+                u32::from(current != waker::NO_TASK && self.task_proc(current) == Some(proc));
+        }
+        // Destructors run with the process already dead: their Env calls
+        // do nothing, as SIGKILL runs no destructors.
+        drop(futs);
+    }
+
+    fn task_proc(&self, id: TaskId) -> Option<u32> {
+        let mut tasks = self.tasks.borrow_mut();
+        self.entry(&mut tasks, id).map(|e| e.pid)
+    }
+
+    /// Pauses (`true`) or resumes process `proc`'s tasks.
+    pub fn set_stopped(&self, proc: u32, stopped: bool) {
+        if stopped {
+            self.stopped.borrow_mut().insert(proc);
+            let mut tasks = self.tasks.borrow_mut();
+            let ready = std::mem::take(&mut tasks.ready);
+            let mut parked = self.parked.borrow_mut();
+            for id in ready {
+                if self.entry(&mut tasks, id).is_some_and(|e| e.pid == proc) {
+                    parked.push(id);
+                } else {
+                    tasks.ready.push(id);
+                }
+            }
+        } else if self.stopped.borrow_mut().remove(&proc) {
+            let mut tasks = self.tasks.borrow_mut();
+            let parked = std::mem::take(&mut *self.parked.borrow_mut());
+            let mut still = Vec::new();
+            for id in parked {
+                match self.entry(&mut tasks, id).map(|e| e.pid) {
+                    Some(p) if p == proc => tasks.ready.push(id),
+                    Some(_) => still.push(id),
+                    None => {}
+                }
+            }
+            *self.parked.borrow_mut() = still;
+        }
     }
 
     /// Cancels a timer.
@@ -246,7 +361,11 @@ impl Kernel {
             }
             if !e.queued {
                 e.queued = true;
-                tasks.ready.push(id);
+                if self.stopped.borrow().contains(&e.pid) {
+                    self.parked.borrow_mut().push(id);
+                } else {
+                    tasks.ready.push(id);
+                }
             }
         }
     }
@@ -266,8 +385,7 @@ impl Kernel {
                         if t > self.now.get() {
                             self.now.set(t);
                         }
-                        self.timers.borrow_mut().fire_due(self.now.get());
-                        self.collect_wakes(None);
+                        self.fire_timers();
                         continue;
                     }
                     Some(_) => {
@@ -288,9 +406,25 @@ impl Kernel {
                 self.poll_cost_max_ns + 1,
             );
             self.now.set(self.now.get() + cost);
-            if self.timers.borrow_mut().fire_due(self.now.get()) > 0 {
-                self.collect_wakes(None);
-            }
+            self.fire_timers();
+        }
+    }
+
+    /// Fires due timers and runs due actions, then collects the wakes.
+    fn fire_timers(&self) {
+        let mut actions = Vec::new();
+        let fired = self
+            .timers
+            .borrow_mut()
+            .fire_due(self.now.get(), &mut actions);
+        if !actions.is_empty() {
+            trace::set_context(self.now.get(), 0, 0);
+        }
+        for action in actions {
+            action();
+        }
+        if fired > 0 {
+            self.collect_wakes(None);
         }
     }
 
@@ -347,6 +481,7 @@ impl Kernel {
         trace::set_context(now, pid, task_key(id));
         trace::sim_event(2, task_key(id), 0, || "poll".to_owned());
         waker::set_running(id);
+        self.current.set(id);
         let waker = waker::waker(id);
         let mut cx = Context::from_waker(&waker);
         if let Some(w) = &self.watch {
@@ -357,7 +492,13 @@ impl Kernel {
             w.exit_poll(trace::current_hash());
         }
         waker::set_running(waker::NO_TASK);
+        self.current.set(waker::NO_TASK);
         trace::set_context(self.now.get(), 0, 0);
+        if self.is_dead(pid) {
+            // Its process ended during this poll (SIGKILL, crash point).
+            self.finish(id, pid, fut);
+            return;
+        }
         match result {
             Ok(Poll::Pending) => {
                 let mut tasks = self.tasks.borrow_mut();
@@ -422,13 +563,19 @@ impl Kernel {
             );
             return false;
         }
-        self.mutant == Some(name)
+        mutants::enabled() && self.mutant == Some(name)
+    }
+
+    /// Whether faults may be injected now (the safety phase of a scenario
+    /// that allows them).
+    pub fn faults_allowed(&self) -> bool {
+        self.buggify.borrow().fault_phase
     }
 
     /// Whether the buggify site fires now.
     pub fn buggify(&self, site: &'static str) -> bool {
         let mut b = self.buggify.borrow_mut();
-        if !b.allowed {
+        if !b.allowed || !b.fault_phase {
             return false;
         }
         let enabled = match b.sites.get(site) {

@@ -1,6 +1,8 @@
-//! The timer wheel: a binary heap keyed by one packed integer
+//! The timer heap: a binary heap keyed by one packed integer
 //! (deadline << 64 | sequence << 24 | slot), which measured 35 % faster
-//! than a tuple key. Equal deadlines fire in registration order.
+//! than a tuple key. Equal deadlines fire in registration order. A timer
+//! either wakes a task or runs a simulator action (a datagram arriving, a
+//! host restarting).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,11 +19,19 @@ pub struct TimerKey {
     seq: u64,
 }
 
+/// What a due timer does.
+pub enum Due {
+    /// Wakes a task.
+    Wake(Waker),
+    /// Runs a simulator action.
+    Act(Box<dyn FnOnce()>),
+}
+
 /// Pending timers of one run.
 #[derive(Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<u128>>,
-    slots: Vec<Option<(u64, Waker)>>,
+    slots: Vec<Option<(u64, Due)>>,
     free: Vec<u32>,
     next_seq: u64,
 }
@@ -29,6 +39,11 @@ pub struct Timers {
 impl Timers {
     /// Registers `waker` to be woken at `deadline_ns`.
     pub fn insert(&mut self, deadline_ns: u64, waker: Waker) -> TimerKey {
+        self.insert_due(deadline_ns, Due::Wake(waker))
+    }
+
+    /// Registers `due` at `deadline_ns`.
+    pub fn insert_due(&mut self, deadline_ns: u64, waker: Due) -> TimerKey {
         let seq = self.next_seq;
         self.next_seq += 1;
         let slot = match self.free.pop() {
@@ -51,7 +66,7 @@ impl Timers {
 
     /// Replaces the waker of a live timer (a future re-polled by another task).
     pub fn update(&mut self, key: TimerKey, waker: &Waker) {
-        if let Some(Some((seq, w))) = self.slots.get_mut(key.slot as usize)
+        if let Some(Some((seq, Due::Wake(w)))) = self.slots.get_mut(key.slot as usize)
             && *seq == key.seq
             && !w.will_wake(waker)
         {
@@ -86,8 +101,10 @@ impl Timers {
         matches!(&self.slots[slot], Some((s, _)) if *s & SEQ_MASK == seq)
     }
 
-    /// Wakes every timer due at or before `now_ns`; returns how many fired.
-    pub fn fire_due(&mut self, now_ns: u64) -> usize {
+    /// Wakes every timer due at or before `now_ns` and moves due actions
+    /// into `actions` (to run once the timers are no longer borrowed);
+    /// returns how many fired.
+    pub fn fire_due(&mut self, now_ns: u64, actions: &mut Vec<Box<dyn FnOnce()>>) -> usize {
         let mut fired = 0;
         while let Some(Reverse(key)) = self.heap.peek().copied() {
             if (key >> 64) as u64 > now_ns {
@@ -96,9 +113,12 @@ impl Timers {
             self.heap.pop();
             if self.is_live(key) {
                 let slot = (key & SLOT_MASK) as u32;
-                if let Some((_, w)) = self.slots[slot as usize].take() {
+                if let Some((_, due)) = self.slots[slot as usize].take() {
                     self.free.push(slot);
-                    w.wake();
+                    match due {
+                        Due::Wake(w) => w.wake(),
+                        Due::Act(a) => actions.push(a),
+                    }
                     fired += 1;
                 }
             }
@@ -156,7 +176,7 @@ mod tests {
             while let Some(next) = timers.next_deadline() {
                 prop_assert!(next >= now, "deadlines go backwards");
                 now = next;
-                timers.fire_due(now);
+                timers.fire_due(now, &mut Vec::new());
             }
             let fired = order.lock().unwrap().clone();
             prop_assert_eq!(fired, expected.iter().map(|(_, i)| *i).collect::<Vec<_>>());

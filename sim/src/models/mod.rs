@@ -3,9 +3,13 @@
 //! Only the workload, simulated peers and the checkers are model code.
 
 mod selftest_busy_loop;
+mod selftest_durable_write;
+mod selftest_journal;
+mod selftest_listener_handoff;
 mod selftest_lost_update;
 mod selftest_nondeterministic;
 mod selftest_pct;
+mod selftest_pid_reuse;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -58,6 +62,10 @@ pub fn all() -> &'static [&'static dyn Model] {
         &selftest_pct::Depth3,
         &selftest_busy_loop::BusyLoop,
         &selftest_nondeterministic::Nondeterministic,
+        &selftest_durable_write::DurableWrite,
+        &selftest_journal::Journal,
+        &selftest_pid_reuse::PidReuse,
+        &selftest_listener_handoff::ListenerHandoff,
     ]
 }
 
@@ -104,12 +112,117 @@ impl Params {
 pub struct World {
     pub(crate) kernel: Rc<Kernel>,
     pub(crate) checks: Checks,
+    pub(crate) main_proc: u32,
 }
 
 impl World {
-    /// The environment of the run's first process (pid 1).
+    /// Sets up host `h0` with the model's own process.
+    pub(crate) fn new(kernel: Rc<Kernel>, checks: Checks) -> World {
+        kernel.world.borrow_mut().add_host("h0", 0);
+        let main_proc = crate::world::bare_process(&kernel, 0, "model");
+        World {
+            kernel,
+            checks,
+            main_proc,
+        }
+    }
+
+    /// The environment of the model's own process on host `h0`.
     pub fn main_env(&self) -> SimEnv {
-        SimEnv::new(self.kernel.clone(), 1)
+        SimEnv::new(self.kernel.clone(), self.main_proc, 0, 0)
+    }
+
+    /// Adds a host (up from now on); returns its index. `h0` is index 0.
+    pub fn add_host(&self, name: &str) -> u32 {
+        self.kernel
+            .world
+            .borrow_mut()
+            .add_host(name, self.kernel.now_ns())
+    }
+
+    /// The address of host `host`.
+    pub fn host_ip(&self, host: u32) -> std::net::IpAddr {
+        std::net::IpAddr::V4(self.kernel.world.borrow().hosts[host as usize].ip)
+    }
+
+    /// Registers a program under `name`, for `start` and `spawn_process`.
+    pub fn register<F, Fut>(&self, name: &str, program: F)
+    where
+        F: Fn(SimEnv, Vec<String>) -> Fut + 'static,
+        Fut: std::future::Future<Output = i32> + 'static,
+    {
+        let p: crate::world::Program = Rc::new(move |env, args| Box::pin(program(env, args)));
+        self.kernel
+            .world
+            .borrow_mut()
+            .programs
+            .insert(name.to_owned(), p);
+    }
+
+    /// Starts a registered program on `host` (no parent); returns the
+    /// process's global id.
+    pub fn start(&self, host: u32, program: &str, args: Vec<String>) -> std::io::Result<u32> {
+        crate::world::start_process(&self.kernel, crate::world::Launch::new(host, program, args))
+    }
+
+    /// Makes host init start `program` at every boot (now too, if the host
+    /// is up), restarting it whenever it exits when `restart` is set.
+    pub fn add_init(
+        &self,
+        host: u32,
+        program: &str,
+        args: Vec<String>,
+        restart: bool,
+    ) -> std::io::Result<u32> {
+        let entry = {
+            let mut w = self.kernel.world.borrow_mut();
+            let h = &mut w.hosts[host as usize];
+            h.init.push(crate::world::InitEntry {
+                program: program.to_owned(),
+                args: args.clone(),
+                restart,
+            });
+            h.init.len() - 1
+        };
+        crate::world::start_process(
+            &self.kernel,
+            crate::world::Launch {
+                init_entry: Some(entry),
+                ..crate::world::Launch::new(host, program, args)
+            },
+        )
+    }
+
+    /// Power loss of `host`.
+    pub fn crash_host(&self, host: u32) {
+        crate::world::crash_host(&self.kernel, host);
+    }
+
+    /// Boots `host` again.
+    pub fn restart_host(&self, host: u32) {
+        crate::world::restart_host(&self.kernel, host);
+    }
+
+    /// Runs `action` at virtual time `at` (from the start of the run),
+    /// before any timer due at the same instant that is registered later.
+    pub fn at(&self, at: std::time::Duration, action: impl FnOnce() + 'static) {
+        let at_ns = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
+        self.kernel.schedule(at_ns, Box::new(action));
+    }
+
+    /// A handle for scheduled actions to reach the world later.
+    pub fn handle(&self) -> WorldHandle {
+        WorldHandle(Rc::downgrade(&self.kernel))
+    }
+
+    /// Changes network behaviour.
+    pub fn configure_net(&self, f: impl FnOnce(&mut crate::world::NetConfig)) {
+        f(&mut self.kernel.world.borrow_mut().net);
+    }
+
+    /// Makes pids wrap after `max` (small values make reuse reachable).
+    pub fn set_pid_max(&self, max: u32) {
+        self.kernel.world.borrow_mut().pid_max = max;
     }
 
     /// The run's checker.
@@ -120,6 +233,31 @@ impl World {
     /// A probe that reads process counters while the run goes on.
     pub fn probe(&self) -> Probe {
         Probe(Rc::downgrade(&self.kernel))
+    }
+}
+
+/// Reaches the world from scheduled actions (empty once the run is over).
+#[derive(Clone)]
+pub struct WorldHandle(std::rc::Weak<Kernel>);
+
+impl WorldHandle {
+    /// Power loss of `host`.
+    pub fn crash_host(&self, host: u32) {
+        if let Some(k) = self.0.upgrade() {
+            crate::world::crash_host(&k, host);
+        }
+    }
+
+    /// Boots `host` again.
+    pub fn restart_host(&self, host: u32) {
+        if let Some(k) = self.0.upgrade() {
+            crate::world::restart_host(&k, host);
+        }
+    }
+
+    /// Whether process `proc` is still running.
+    pub fn is_running(&self, proc: u32) -> bool {
+        self.0.upgrade().is_some_and(|k| !k.is_dead(proc))
     }
 }
 

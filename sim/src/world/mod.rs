@@ -1,0 +1,291 @@
+//! The simulated world: hosts that boot, crash and restart; processes with
+//! pids, fds, signals and exit statuses; sockets between them; disks.
+//!
+//! State lives in [`WorldState`] inside the run's kernel. Programs are
+//! async functions registered by name; a process runs one as its main task
+//! and exits with the code it returns.
+
+pub mod disk;
+pub mod fd;
+mod handles;
+mod net;
+mod process;
+pub mod stream;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::task::Waker;
+
+use futures::future::LocalBoxFuture;
+use warden::env::{ExitStatus, Signal};
+
+pub use handles::{SimChild, SimDirLock, SimFd, SimSignals};
+pub(crate) use process::bare_process;
+pub use process::{Launch, crash_host, deliver, exit_process, restart_host, start_process};
+pub use stream::BACKLOG;
+
+/// Counts a hit of crash point `name` in `proc`; at the hit the fault plan
+/// names, kills the process (SIGKILL semantics) and returns `true`.
+pub fn hit_crash_point(kernel: &Rc<crate::exec::Kernel>, proc: u32, name: &'static str) -> bool {
+    if kernel.is_dead(proc) {
+        return true;
+    }
+    if !warden::env::crash::is_declared(name) {
+        kernel.checks.fail_class(
+            crate::check::FailureClass::SimError,
+            "known-crash-point",
+            format!("crash_point!({name:?}) is not declared in warden::env::crash::ALL"),
+        );
+        return false;
+    }
+    let crash = {
+        let mut w = kernel.world.borrow_mut();
+        let hits = w.crash_hits.entry(name.to_owned()).or_default();
+        *hits += 1;
+        let hits = *hits;
+        w.crash_at
+            .as_ref()
+            .is_some_and(|(n, k)| n == name && *k == hits)
+    };
+    crate::trace::sim_event(9, u64::from(proc), u64::from(crash), || {
+        format!("crash point {name} in proc {proc}")
+    });
+    if crash {
+        exit_process(kernel, proc, ExitStatus::Signaled(Signal::Kill));
+    }
+    crash
+}
+
+use crate::env::SimEnv;
+use fd::Desc;
+use stream::{ListenerState, UdpState};
+
+/// A program: what a process runs.
+pub type Program = Rc<dyn Fn(SimEnv, Vec<String>) -> LocalBoxFuture<'static, i32>>;
+
+/// A process that host init starts at boot (and restarts when it exits).
+#[derive(Clone)]
+pub struct InitEntry {
+    /// Program name.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Restart it (after `restart_delay_ns`) whenever it exits.
+    pub restart: bool,
+}
+
+/// Virtual time init waits before restarting an exited process.
+pub const INIT_RESTART_DELAY_NS: u64 = 100_000_000;
+
+/// A simulated machine.
+pub struct Host {
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// Whether it is running.
+    pub up: bool,
+    /// Global virtual time it last booted.
+    pub boot_ns: u64,
+    /// How many times it booted.
+    pub boots: u32,
+    /// The next pid to try.
+    pub next_pid: u32,
+    /// Its disk.
+    pub disk: disk::Disk,
+    /// What init starts.
+    pub init: Vec<InitEntry>,
+}
+
+/// How a process is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    /// Running.
+    Running,
+    /// Paused by SIGSTOP.
+    Stopped,
+    /// Ended.
+    Exited(ExitStatus),
+}
+
+/// A simulated process.
+pub struct Proc {
+    /// Its host.
+    pub host: u32,
+    /// Its pid on that host.
+    pub pid: u32,
+    /// Its parent's global id.
+    pub parent: Option<u32>,
+    /// The program it runs.
+    pub program: String,
+    /// Its state.
+    pub state: ProcState,
+    /// Its environment.
+    pub vars: BTreeMap<String, String>,
+    /// Fds inherited at spawn, by number, not yet taken.
+    pub inherited: BTreeMap<i32, Rc<Desc>>,
+    /// Fd table: every open fd handle of the process.
+    pub fds: BTreeMap<u64, Rc<Desc>>,
+    /// Next fd-table slot.
+    pub next_fd: u64,
+    /// Signals it handles.
+    pub handled: BTreeSet<Signal>,
+    /// Handled signals not yet read.
+    pub signals: VecDeque<Signal>,
+    /// Signals held while stopped.
+    pub held: Vec<Signal>,
+    /// The task reading signals.
+    pub signal_waker: Option<Waker>,
+    /// Tasks waiting for it to exit.
+    pub exit_waiters: Vec<Waker>,
+    /// Index of the init entry that started it.
+    pub init_entry: Option<usize>,
+}
+
+/// Network behaviour between hosts.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Lowest one-way latency.
+    pub latency_min_ns: u64,
+    /// Highest one-way latency.
+    pub latency_max_ns: u64,
+    /// Probability a datagram is lost.
+    pub udp_loss: f64,
+    /// Partitions: (host a, host b, from, until) in global virtual time.
+    pub partitions: Vec<(u32, u32, u64, u64)>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            latency_min_ns: 1_000_000,
+            latency_max_ns: 10_000_000,
+            udp_loss: 0.0,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+/// Everything outside the executor.
+pub struct WorldState {
+    /// Hosts by index.
+    pub hosts: Vec<Host>,
+    /// Processes by global id (never reused, unlike pids).
+    pub procs: BTreeMap<u32, Proc>,
+    /// Next global process id.
+    pub next_proc: u32,
+    /// Live processes by (host, pid).
+    pub live_pids: BTreeMap<(u32, u32), u32>,
+    /// Programs by name.
+    pub programs: BTreeMap<String, Program>,
+    /// Unix listeners by (host, path).
+    pub unix: BTreeMap<(u32, PathBuf), Rc<RefCell<ListenerState>>>,
+    /// TCP listeners by address.
+    pub tcp: BTreeMap<SocketAddr, Rc<RefCell<ListenerState>>>,
+    /// UDP sockets by address.
+    pub udp: BTreeMap<SocketAddr, Rc<RefCell<UdpState>>>,
+    /// Every stream end created, to reset those of a crashed host.
+    pub streams: Vec<std::rc::Weak<stream::StreamEnd>>,
+    /// Directory locks: (host, dir) -> holding process.
+    pub locks: BTreeMap<(u32, PathBuf), u32>,
+    /// Network behaviour.
+    pub net: NetConfig,
+    /// Probability that a disk operation fails with EIO or ENOSPC.
+    pub disk_error: f64,
+    /// Crash the process at the k-th hit of this crash point.
+    pub crash_at: Option<(String, u64)>,
+    /// Hits per crash point so far.
+    pub crash_hits: BTreeMap<String, u64>,
+    /// Pids wrap after this (small values make reuse reachable).
+    pub pid_max: u32,
+}
+
+impl Default for WorldState {
+    fn default() -> Self {
+        WorldState {
+            hosts: Vec::new(),
+            procs: BTreeMap::new(),
+            next_proc: 1,
+            live_pids: BTreeMap::new(),
+            programs: BTreeMap::new(),
+            unix: BTreeMap::new(),
+            tcp: BTreeMap::new(),
+            udp: BTreeMap::new(),
+            streams: Vec::new(),
+            locks: BTreeMap::new(),
+            net: NetConfig::default(),
+            disk_error: 0.0,
+            crash_at: None,
+            crash_hits: BTreeMap::new(),
+            pid_max: 32_768,
+        }
+    }
+}
+
+impl WorldState {
+    /// Adds a host that is up from now on.
+    pub fn add_host(&mut self, name: &str, now_ns: u64) -> u32 {
+        let i = self.hosts.len() as u32;
+        self.hosts.push(Host {
+            name: name.to_owned(),
+            ip: Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8),
+            up: true,
+            boot_ns: now_ns,
+            boots: 1,
+            next_pid: 2,
+            disk: disk::Disk::default(),
+            init: Vec::new(),
+        });
+        i
+    }
+
+    /// The host with address `ip`.
+    pub fn host_by_ip(&self, ip: std::net::IpAddr) -> Option<u32> {
+        self.hosts
+            .iter()
+            .position(|h| std::net::IpAddr::V4(h.ip) == ip)
+            .map(|i| i as u32)
+    }
+
+    /// Whether hosts `a` and `b` are cut off from each other at `now`.
+    pub fn partitioned(&self, a: u32, b: u32, now: u64) -> Option<u64> {
+        if a == b {
+            return None;
+        }
+        self.net
+            .partitions
+            .iter()
+            .filter(|(x, y, from, until)| {
+                ((*x == a && *y == b) || (*x == b && *y == a)) && *from <= now && now < *until
+            })
+            .map(|(_, _, _, until)| *until)
+            .max()
+    }
+
+    /// Whether `pid` is in use on `host`.
+    fn pid_in_use(&self, host: u32, pid: u32) -> bool {
+        self.live_pids.contains_key(&(host, pid))
+    }
+
+    /// The live process with `pid` on `host`.
+    pub fn find_pid(&self, host: u32, pid: u32) -> Option<u32> {
+        self.live_pids.get(&(host, pid)).copied()
+    }
+
+    /// Allocates the next free pid on `host`, wrapping at `pid_max`.
+    fn alloc_pid(&mut self, host: u32) -> Option<u32> {
+        let max = self.pid_max.max(3);
+        for _ in 0..max {
+            let h = &mut self.hosts[host as usize];
+            let pid = h.next_pid;
+            h.next_pid = if pid + 1 > max { 2 } else { pid + 1 };
+            if !self.pid_in_use(host, pid) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,555 @@
+//! Process lifecycle: start, exit, signals, SIGSTOP/SIGCONT, host crash and
+//! restart with init; and `ProcessEnv` for `SimEnv`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures::FutureExt;
+use warden::env::{ExitStatus, Pid, ProcessEnv, ProcessSpec, Signal};
+
+use super::fd::{Desc, DescKind};
+use super::handles::{SimChild, SimFd, SimSignals};
+use super::{INIT_RESTART_DELAY_NS, Proc, ProcState};
+use crate::env::SimEnv;
+use crate::exec::Kernel;
+use crate::trace;
+
+fn no_such_process() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "no such process")
+}
+
+/// What to start and where.
+pub struct Launch {
+    /// The host.
+    pub host: u32,
+    /// A registered program name.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its environment.
+    pub vars: Vec<(String, String)>,
+    /// Descriptors (references handed over) at the given numbers.
+    pub fds: Vec<(Rc<Desc>, i32)>,
+    /// The parent's global id.
+    pub parent: Option<u32>,
+    /// The init entry that starts it.
+    pub init_entry: Option<usize>,
+}
+
+impl Launch {
+    /// `program` on `host` with `args`, no parent, fds or variables.
+    pub fn new(host: u32, program: &str, args: Vec<String>) -> Launch {
+        Launch {
+            host,
+            program: program.to_owned(),
+            args,
+            vars: Vec::new(),
+            fds: Vec::new(),
+            parent: None,
+            init_entry: None,
+        }
+    }
+}
+
+/// Starts a process; returns its global id.
+pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
+    let Launch {
+        host,
+        program,
+        args,
+        vars,
+        fds,
+        parent,
+        init_entry,
+    } = launch;
+    let program = program.as_str();
+    let (proc, env, main) = {
+        let mut w = kernel.world.borrow_mut();
+        let release = |fds: Vec<(Rc<Desc>, i32)>| fds.into_iter().for_each(|(d, _)| d.release());
+        let Some(main) = w.programs.get(program).cloned() else {
+            release(fds);
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no program named {program:?} is registered"),
+            ));
+        };
+        if !w.hosts.get(host as usize).is_some_and(|h| h.up) {
+            release(fds);
+            return Err(io::Error::other("host is down"));
+        }
+        let Some(pid) = w.alloc_pid(host) else {
+            release(fds);
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "no free pid (EAGAIN)",
+            ));
+        };
+        let proc = w.next_proc;
+        w.next_proc += 1;
+        w.live_pids.insert((host, pid), proc);
+        let inherited: BTreeMap<i32, Rc<Desc>> = fds.into_iter().map(|(d, n)| (n, d)).collect();
+        w.procs.insert(
+            proc,
+            Proc {
+                host,
+                pid,
+                parent,
+                program: program.to_owned(),
+                state: ProcState::Running,
+                vars: vars.into_iter().collect(),
+                inherited,
+                fds: BTreeMap::new(),
+                next_fd: 0,
+                handled: BTreeSet::new(),
+                signals: VecDeque::new(),
+                held: Vec::new(),
+                signal_waker: None,
+                exit_waiters: Vec::new(),
+                init_entry,
+            },
+        );
+        let boot = w.hosts[host as usize].boot_ns;
+        (proc, SimEnv::new(kernel.clone(), proc, host, boot), main)
+    };
+    trace::sim_event(4, u64::from(proc), u64::from(host), || {
+        format!("start {program:?} as proc {proc} on host {host}")
+    });
+    let k = Rc::downgrade(kernel);
+    let fut = main(env, args);
+    kernel.spawn(
+        proc,
+        program,
+        Box::pin(async move {
+            // A panicking main ends the process like Rust's runtime does.
+            let code = AssertUnwindSafe(fut).catch_unwind().await.unwrap_or(101);
+            if let Some(k) = k.upgrade() {
+                exit_process(&k, proc, ExitStatus::Code(code));
+            }
+        }),
+    );
+    Ok(proc)
+}
+
+/// Creates a process with no program (a model's own process).
+pub(crate) fn bare_process(kernel: &Rc<Kernel>, host: u32, name: &str) -> u32 {
+    let mut w = kernel.world.borrow_mut();
+    let pid = w.alloc_pid(host).unwrap_or(1);
+    let proc = w.next_proc;
+    w.next_proc += 1;
+    w.live_pids.insert((host, pid), proc);
+    w.procs.insert(
+        proc,
+        Proc {
+            host,
+            pid,
+            parent: None,
+            program: name.to_owned(),
+            state: ProcState::Running,
+            vars: BTreeMap::new(),
+            inherited: BTreeMap::new(),
+            fds: BTreeMap::new(),
+            next_fd: 0,
+            handled: BTreeSet::new(),
+            signals: VecDeque::new(),
+            held: Vec::new(),
+            signal_waker: None,
+            exit_waiters: Vec::new(),
+            init_entry: None,
+        },
+    );
+    proc
+}
+
+/// Ends process `proc` with `status`: its tasks are discarded after the
+/// current poll, its fds closed, its locks released, waiters woken.
+pub fn exit_process(kernel: &Rc<Kernel>, proc: u32, status: ExitStatus) {
+    let (fds, inherited, waiters, sig_waker, restart, host) = {
+        let mut w = kernel.world.borrow_mut();
+        let Some(p) = w.procs.get_mut(&proc) else {
+            return;
+        };
+        if matches!(p.state, ProcState::Exited(_)) {
+            return;
+        }
+        p.state = ProcState::Exited(status);
+        let key = (p.host, p.pid);
+        let fds = std::mem::take(&mut p.fds);
+        let inherited = std::mem::take(&mut p.inherited);
+        let waiters = std::mem::take(&mut p.exit_waiters);
+        let sig_waker = p.signal_waker.take();
+        let (host, init_entry) = (p.host, p.init_entry);
+        if w.live_pids.get(&key) == Some(&proc) {
+            w.live_pids.remove(&key);
+        }
+        w.locks.retain(|_, holder| *holder != proc);
+        let restart = init_entry.filter(|i| {
+            w.hosts[host as usize]
+                .init
+                .get(*i)
+                .is_some_and(|e| e.restart)
+                && w.hosts[host as usize].up
+        });
+        (
+            fds,
+            inherited,
+            waiters,
+            sig_waker,
+            restart.map(|i| (i, w.hosts[host as usize].boots)),
+            host,
+        )
+    };
+    trace::sim_event(5, u64::from(proc), status_word(status), || {
+        format!("proc {proc} exits: {status}")
+    });
+    let first_holder_bug = kernel.mutant_on("listener-closed-with-first-holder");
+    for d in fds.into_values().chain(inherited.into_values()) {
+        if first_holder_bug && matches!(d.kind, DescKind::Listener(_)) {
+            d.close();
+        }
+        d.release();
+    }
+    kernel.end_process_tasks(proc);
+    for w in waiters {
+        w.wake();
+    }
+    drop(sig_waker);
+    if let Some((entry, boots)) = restart {
+        let k = Rc::downgrade(kernel);
+        kernel.schedule(
+            kernel.now_ns() + INIT_RESTART_DELAY_NS,
+            Box::new(move || {
+                if let Some(k) = k.upgrade() {
+                    start_init_entry(&k, host, entry, boots);
+                }
+            }),
+        );
+    }
+}
+
+fn status_word(s: ExitStatus) -> u64 {
+    match s {
+        ExitStatus::Code(c) => c as u32 as u64,
+        ExitStatus::Signaled(sig) => 0x1_0000_0000 | sig.number() as u64,
+    }
+}
+
+fn start_init_entry(kernel: &Rc<Kernel>, host: u32, entry: usize, boots: u32) {
+    let spec = {
+        let w = kernel.world.borrow();
+        let h = &w.hosts[host as usize];
+        if !h.up || h.boots != boots {
+            return;
+        }
+        h.init.get(entry).cloned()
+    };
+    if let Some(e) = spec {
+        let _ = start_process(
+            kernel,
+            Launch {
+                init_entry: Some(entry),
+                ..Launch::new(host, &e.program, e.args)
+            },
+        );
+    }
+}
+
+/// Delivers `signal` to `proc`.
+pub fn deliver(kernel: &Rc<Kernel>, proc: u32, signal: Signal) -> io::Result<()> {
+    enum Act {
+        Exit(ExitStatus),
+        Stop,
+        Cont(Vec<Signal>),
+        Queued,
+    }
+    let act = {
+        let mut w = kernel.world.borrow_mut();
+        let Some(p) = w.procs.get_mut(&proc) else {
+            return Err(no_such_process());
+        };
+        match (p.state, signal) {
+            (ProcState::Exited(_), _) => return Err(no_such_process()),
+            (_, Signal::Kill) => Act::Exit(ExitStatus::Signaled(Signal::Kill)),
+            (ProcState::Running, Signal::Stop) => {
+                p.state = ProcState::Stopped;
+                Act::Stop
+            }
+            (ProcState::Stopped, Signal::Stop) => Act::Queued,
+            (ProcState::Stopped, Signal::Cont) => {
+                p.state = ProcState::Running;
+                Act::Cont(std::mem::take(&mut p.held))
+            }
+            (ProcState::Running, Signal::Cont) => Act::Queued,
+            (ProcState::Stopped, s) => {
+                p.held.push(s);
+                Act::Queued
+            }
+            (ProcState::Running, s) if p.handled.contains(&s) => {
+                p.signals.push_back(s);
+                if let Some(w) = p.signal_waker.take() {
+                    w.wake();
+                }
+                Act::Queued
+            }
+            (ProcState::Running, s) => Act::Exit(ExitStatus::Signaled(s)),
+        }
+    };
+    trace::sim_event(6, u64::from(proc), signal.number() as u64, || {
+        format!("{signal} to proc {proc}")
+    });
+    match act {
+        Act::Exit(status) => exit_process(kernel, proc, status),
+        Act::Stop => kernel.set_stopped(proc, true),
+        Act::Cont(held) => {
+            kernel.set_stopped(proc, false);
+            for s in held {
+                let _ = deliver(kernel, proc, s);
+            }
+        }
+        Act::Queued => {}
+    }
+    Ok(())
+}
+
+/// Stops handling `set` in `proc`: queued ones take their default action.
+pub(crate) fn unhandle_signals(kernel: &Rc<Kernel>, proc: u32, set: &[Signal]) {
+    let pending: Vec<Signal> = {
+        let Ok(mut w) = kernel.world.try_borrow_mut() else {
+            return;
+        };
+        let Some(p) = w.procs.get_mut(&proc) else {
+            return;
+        };
+        if matches!(p.state, ProcState::Exited(_)) {
+            return;
+        }
+        for s in set {
+            p.handled.remove(s);
+        }
+        let (pending, keep): (Vec<Signal>, Vec<Signal>) =
+            p.signals.drain(..).partition(|s| set.contains(s));
+        p.signals = keep.into();
+        pending
+    };
+    for s in pending {
+        let _ = deliver(kernel, proc, s);
+    }
+}
+
+/// Power loss: every process on `host` dies, connections through it reset,
+/// unsynced disk data is lost.
+pub fn crash_host(kernel: &Rc<Kernel>, host: u32) {
+    let procs: Vec<u32> = {
+        let mut w = kernel.world.borrow_mut();
+        let Some(h) = w.hosts.get_mut(host as usize) else {
+            return;
+        };
+        if !h.up {
+            return;
+        }
+        h.up = false;
+        w.procs
+            .iter()
+            .filter(|(_, p)| p.host == host && !matches!(p.state, ProcState::Exited(_)))
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    trace::sim_event(7, u64::from(host), 0, || format!("host {host} crashes"));
+    for p in procs {
+        exit_process(kernel, p, ExitStatus::Signaled(Signal::Kill));
+    }
+    super::net::reset_streams_of(kernel, host);
+    let raw = kernel.decisions.borrow_mut().draw(crate::rng::Stream::Disk);
+    kernel.world.borrow_mut().hosts[host as usize]
+        .disk
+        .crash(raw);
+}
+
+/// Boots `host` again: its clock restarts at zero and init starts its
+/// entries.
+pub fn restart_host(kernel: &Rc<Kernel>, host: u32) {
+    let (entries, boots) = {
+        let mut w = kernel.world.borrow_mut();
+        let now = kernel.now_ns();
+        let Some(h) = w.hosts.get_mut(host as usize) else {
+            return;
+        };
+        if h.up {
+            return;
+        }
+        h.up = true;
+        h.boot_ns = now;
+        h.boots += 1;
+        h.next_pid = 2;
+        (h.init.len(), h.boots)
+    };
+    trace::sim_event(8, u64::from(host), 0, || format!("host {host} boots"));
+    for i in 0..entries {
+        start_init_entry(kernel, host, i, boots);
+    }
+}
+
+struct WaitExit {
+    kernel: Rc<Kernel>,
+    proc: u32,
+}
+
+impl Future for WaitExit {
+    type Output = ExitStatus;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExitStatus> {
+        let mut w = self.kernel.world.borrow_mut();
+        match w.procs.get_mut(&self.proc) {
+            Some(p) => match p.state {
+                ProcState::Exited(s) => Poll::Ready(s),
+                _ => {
+                    if !p.exit_waiters.iter().any(|x| x.will_wake(cx.waker())) {
+                        p.exit_waiters.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            },
+            None => Poll::Ready(ExitStatus::Signaled(Signal::Kill)),
+        }
+    }
+}
+
+impl ProcessEnv for SimEnv {
+    type Child = SimChild;
+    type Fd = SimFd;
+    type Signals = SimSignals;
+
+    fn pid(&self) -> Pid {
+        self.kernel
+            .world
+            .borrow()
+            .procs
+            .get(&self.proc)
+            .map_or(0, |p| p.pid)
+    }
+
+    fn spawn_process(&self, spec: ProcessSpec<SimFd>) -> io::Result<SimChild> {
+        if self.kernel.is_dead(self.proc) {
+            return Err(io::Error::other("calling process has exited"));
+        }
+        let fds: Vec<(Rc<Desc>, i32)> = spec
+            .fds
+            .into_iter()
+            .filter_map(|(fd, n)| fd.transfer().map(|d| (d, n)))
+            .collect();
+        let launch = Launch {
+            vars: spec.vars,
+            fds,
+            parent: Some(self.proc),
+            ..Launch::new(self.host, &spec.program, spec.args)
+        };
+        let proc = start_process(&self.kernel, launch)?;
+        let pid = self.kernel.world.borrow().procs[&proc].pid;
+        Ok(SimChild { proc, pid })
+    }
+
+    fn child_pid(&self, child: &SimChild) -> Pid {
+        child.pid
+    }
+
+    fn wait_child(&self, child: &SimChild) -> impl Future<Output = ExitStatus> + 'static {
+        WaitExit {
+            kernel: self.kernel.clone(),
+            proc: child.proc,
+        }
+    }
+
+    fn signal_child(&self, child: &SimChild, signal: Signal) -> io::Result<()> {
+        if self.kernel.is_dead(self.proc) {
+            return Ok(());
+        }
+        deliver(&self.kernel, child.proc, signal)
+    }
+
+    fn kill(&self, pid: Pid, signal: Signal) -> io::Result<()> {
+        if self.kernel.is_dead(self.proc) {
+            return Ok(());
+        }
+        let target = self.kernel.world.borrow().find_pid(self.host, pid);
+        match target {
+            Some(p) => deliver(&self.kernel, p, signal),
+            None => Err(no_such_process()),
+        }
+    }
+
+    fn watch(&self, pid: Pid) -> io::Result<impl Future<Output = ()> + 'static> {
+        let target = self
+            .kernel
+            .world
+            .borrow()
+            .find_pid(self.host, pid)
+            .ok_or_else(no_such_process)?;
+        let wait = WaitExit {
+            kernel: self.kernel.clone(),
+            proc: target,
+        };
+        // Not the parent: the status is not ours to learn.
+        Ok(async move {
+            let _ = wait.await;
+        })
+    }
+
+    fn handle_signals(&self, signals: &[Signal]) -> io::Result<SimSignals> {
+        if let Some(s) = signals.iter().find(|s| !s.can_be_handled()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{s} cannot be handled"),
+            ));
+        }
+        if let Some(p) = self.kernel.world.borrow_mut().procs.get_mut(&self.proc) {
+            p.handled.extend(signals.iter().copied());
+        }
+        Ok(SimSignals {
+            kernel: self.kernel.clone(),
+            proc: self.proc,
+            set: signals.to_vec(),
+        })
+    }
+
+    fn next_signal<'a>(&self, signals: &'a mut SimSignals) -> impl Future<Output = Signal> + 'a {
+        std::future::poll_fn(move |cx| {
+            let mut w = signals.kernel.world.borrow_mut();
+            let Some(p) = w.procs.get_mut(&signals.proc) else {
+                return Poll::Pending;
+            };
+            if let Some(i) = p.signals.iter().position(|s| signals.set.contains(s))
+                && let Some(s) = p.signals.remove(i)
+            {
+                return Poll::Ready(s);
+            }
+            p.signal_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+
+    fn inherited_fd(&self, n: i32) -> Option<SimFd> {
+        let desc = self
+            .kernel
+            .world
+            .borrow_mut()
+            .procs
+            .get_mut(&self.proc)?
+            .inherited
+            .remove(&n)?;
+        Some(SimFd::register(&self.kernel, self.proc, desc))
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        self.kernel
+            .world
+            .borrow()
+            .procs
+            .get(&self.proc)?
+            .vars
+            .get(name)
+            .cloned()
+    }
+}
