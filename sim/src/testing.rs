@@ -12,6 +12,7 @@ use warden::env::{Env, JoinError};
 
 use crate::check::FailureClass;
 use crate::env::SimEnv;
+use crate::models::World;
 use crate::run::{RunOptions, RunReport, RunShape, run, run_scenario};
 use crate::scenario;
 use crate::sched::SchedulerKind;
@@ -103,6 +104,17 @@ where
     F: Fn(SimEnv) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
+    check_in_world(name, limit, |_| {}, body);
+}
+
+/// Like [`check`], with `setup` run first on each fresh world (to register
+/// programs, add hosts).
+pub fn check_in_world<S, F, Fut>(name: &str, limit: Duration, setup: S, body: F)
+where
+    S: Fn(&World),
+    F: Fn(SimEnv) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     let shape = RunShape {
         name,
         replay_hint: format!("SIM_SEED={{seed}} cargo test {name}"),
@@ -125,14 +137,13 @@ where
                 ..RunOptions::default()
             },
             &|world| {
+                setup(world);
                 let env = world.main_env();
                 let result: Rc<RefCell<Option<Result<(), JoinError>>>> = Rc::default();
                 let (slot, handle) = (result.clone(), env.spawn(name, body(env.clone())));
                 drop(env.spawn("test-join", async move {
                     *slot.borrow_mut() = Some(handle.await);
                 }));
-                let checks = world.checks();
-                drop(checks);
                 Box::new(move |checks| match result.borrow_mut().take() {
                     Some(Ok(())) => {}
                     Some(Err(e)) => checks.fail_class(FailureClass::Safety, "test-body", e),

@@ -1,0 +1,4 @@
+//! Shared parts of the conformance suites.
+
+pub mod programs;
+pub mod world;
