@@ -100,6 +100,24 @@ pub fn install(
         w.net.udp_loss = faults.udp_loss;
     }
     let injected = Rc::new(RefCell::new(FaultPlan::default()));
+    // Random faults are drawn the same way with or without a plan, so a
+    // saved plan replays the very run it came from; with a plan, only its
+    // events are injected.
+    let planned = plan.is_some();
+    if faults.crash_points {
+        let names: Vec<&str> = warden::env::crash::names().collect();
+        if !names.is_empty() {
+            let name = names[between(kernel, 0, names.len() as u64 - 1) as usize];
+            let hit = between(kernel, 1, 3);
+            if !planned {
+                kernel.world.borrow_mut().crash_at = Some((name.to_owned(), hit));
+                injected.borrow_mut().crash_point = Some(CrashAt {
+                    name: name.to_owned(),
+                    hit,
+                });
+            }
+        }
+    }
     if let Some(plan) = plan {
         for c in &plan.host_crashes {
             crash_host_at(kernel, c.at_ms * 1_000_000, c);
@@ -113,34 +131,31 @@ pub fn install(
         i.host_crashes = plan.host_crashes.clone();
         i.partitions = plan.partitions.clone();
         i.crash_point = plan.crash_point.clone();
-        drop(i);
-        return injected;
-    }
-    if faults.crash_points {
-        let names: Vec<&str> = warden::env::crash::names().collect();
-        if !names.is_empty() {
-            let name = names[between(kernel, 0, names.len() as u64 - 1) as usize];
-            let hit = between(kernel, 1, 3);
-            kernel.world.borrow_mut().crash_at = Some((name.to_owned(), hit));
-            injected.borrow_mut().crash_point = Some(CrashAt {
-                name: name.to_owned(),
-                hit,
-            });
-        }
     }
     if faults.crash > 0.0 || faults.partition > 0.0 {
-        schedule_tick(kernel, faults, injected.clone(), TICK_NS, safety_end_ns);
+        schedule_tick(
+            kernel,
+            Tick {
+                faults,
+                planned,
+                injected: injected.clone(),
+            },
+            TICK_NS,
+            safety_end_ns,
+        );
     }
     injected
 }
 
-fn schedule_tick(
-    kernel: &Rc<Kernel>,
+/// What the periodic fault draw needs.
+#[derive(Clone)]
+struct Tick {
     faults: Faults,
+    planned: bool,
     injected: Rc<RefCell<FaultPlan>>,
-    at: u64,
-    end: u64,
-) {
+}
+
+fn schedule_tick(kernel: &Rc<Kernel>, t: Tick, at: u64, end: u64) {
     if at >= end {
         return;
     }
@@ -150,14 +165,15 @@ fn schedule_tick(
         Box::new(move || {
             let Some(k) = k.upgrade() else { return };
             if k.faults_allowed() {
-                tick(&k, faults, &injected);
+                tick(&k, &t);
             }
-            schedule_tick(&k, faults, injected, at + TICK_NS, end);
+            schedule_tick(&k, t, at + TICK_NS, end);
         }),
     );
 }
 
-fn tick(kernel: &Rc<Kernel>, faults: Faults, injected: &Rc<RefCell<FaultPlan>>) {
+fn tick(kernel: &Rc<Kernel>, t: &Tick) {
+    let faults = t.faults;
     let now = kernel.now_ns();
     let hosts: Vec<(u32, bool)> = kernel
         .world
@@ -175,8 +191,10 @@ fn tick(kernel: &Rc<Kernel>, faults: Faults, injected: &Rc<RefCell<FaultPlan>>) 
                 host,
                 restart_after_ms: between(kernel, 500, 5_000),
             };
-            crash_host_at(kernel, now, &c);
-            injected.borrow_mut().host_crashes.push(c);
+            if !t.planned {
+                crash_host_at(kernel, now, &c);
+                t.injected.borrow_mut().host_crashes.push(c);
+            }
         }
     }
     if hosts.len() >= 2 && chance(kernel, faults.partition * per_tick) {
@@ -188,7 +206,9 @@ fn tick(kernel: &Rc<Kernel>, faults: Faults, injected: &Rc<RefCell<FaultPlan>>) 
             b,
             for_ms: between(kernel, 100, 5_000),
         };
-        partition(kernel, &p);
-        injected.borrow_mut().partitions.push(p);
+        if !t.planned {
+            partition(kernel, &p);
+            t.injected.borrow_mut().partitions.push(p);
+        }
     }
 }

@@ -87,6 +87,25 @@ fn replay_follows_the_record_not_the_seed() {
 }
 
 #[test]
+fn a_saved_fault_plan_replays_the_same_run() {
+    let dir = std::env::temp_dir().join(format!("warden-sim-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("plan.toml");
+    let p = plan.to_str().unwrap();
+    let sc = "scenarios/torn-record-accepted.toml";
+    let a = sim(&["run", sc, "--seed", "5", "--save-plan", p]);
+    assert!(
+        std::fs::read_to_string(&plan)
+            .unwrap()
+            .contains("[[host_crashes]]"),
+        "the plan holds the crashes"
+    );
+    let b = sim(&["run", sc, "--seed", "5", "--plan", p]);
+    assert_eq!(hash(&a), hash(&b));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn failures_exit_with_their_class_and_print_the_replay() {
     let o = sim(&[
         "run",

@@ -1,0 +1,68 @@
+//! Fault plans generated and shrunk by proptest: whatever crashes a plan
+//! holds, the durable-write and journal self-tests keep their invariants.
+//! A failure shrinks to a minimal plan, printed as the TOML that
+//! `warden-sim run --plan FILE` replays.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use warden_sim::plan::{CrashAt, FaultPlan, HostCrash};
+use warden_sim::run::{RunOptions, run_scenario};
+use warden_sim::scenario;
+
+fn plans() -> impl Strategy<Value = FaultPlan> {
+    let crash = (0u64..10_000, 50u64..3_000).prop_map(|(at_ms, restart_after_ms)| HostCrash {
+        at_ms,
+        host: 1,
+        restart_after_ms,
+    });
+    let point = prop_oneof![
+        Just(None),
+        (
+            prop::sample::select(warden::env::crash::SELFTEST.to_vec()),
+            1u64..5
+        )
+            .prop_map(|(name, hit)| Some(CrashAt {
+                name: name.to_owned(),
+                hit
+            })),
+    ];
+    (prop::collection::vec(crash, 0..6), point).prop_map(|(host_crashes, crash_point)| FaultPlan {
+        host_crashes,
+        crash_point,
+        ..FaultPlan::default()
+    })
+}
+
+fn holds(file: &str, seed: u64, plan: &FaultPlan) -> Result<(), TestCaseError> {
+    let sc = scenario::load(Path::new(file)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let r = run_scenario(
+        &sc,
+        &RunOptions {
+            seed,
+            plan: Some(plan.clone()),
+            ..RunOptions::default()
+        },
+    );
+    prop_assert!(
+        r.failure.is_none(),
+        "{file} seed {seed} failed with plan:\n{}\n{:?}",
+        plan.to_toml(),
+        r.failure
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn durable_write_survives_any_crash_plan(seed in 0u64..1000, plan in plans()) {
+        holds("scenarios/rename-no-dirsync.toml", seed, &plan)?;
+    }
+
+    #[test]
+    fn journal_survives_any_crash_plan(seed in 0u64..1000, plan in plans()) {
+        holds("scenarios/torn-record-accepted.toml", seed, &plan)?;
+    }
+}
