@@ -34,12 +34,9 @@ fn main() -> anyhow::Result<()> {
     // signals are then consumed only through a signalfd, and RealEnv::block_on
     // unblocks the ones nobody handles (see warden::env::real::block_handled_signals).
     warden::env::real::block_handled_signals().context("cannot block the handled signals")?;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     match Cli::parse().command {
-        Command::CheckEnv => RealEnv::block_on(check_env(RealEnv::new()))
-            .context("cannot start the tokio runtime")?,
+        Command::CheckEnv => RealEnv::block_on(check_env(RealEnv::new())).context("cannot start the tokio runtime")?,
     }
 }
 
@@ -65,10 +62,7 @@ async fn check_env(env: RealEnv) -> anyhow::Result<()> {
     if env.now() <= t0 {
         bail!("monotonic clock did not advance");
     }
-    println!(
-        "ok   monotonic clock advances (boot-relative now = {})",
-        env.now()
-    );
+    println!("ok   monotonic clock advances (boot-relative now = {})", env.now());
 
     let stuck = env.spawn("stuck", std::future::pending::<()>());
     stuck.abort();
@@ -85,10 +79,7 @@ async fn check_env(env: RealEnv) -> anyhow::Result<()> {
         other => bail!("panic not reported through the join handle: {other:?}"),
     }
 
-    match env
-        .timeout(Duration::from_millis(5), std::future::pending::<()>())
-        .await
-    {
+    match env.timeout(Duration::from_millis(5), std::future::pending::<()>()).await {
         Err(_) => println!("ok   timeout elapses"),
         Ok(()) => bail!("pending future completed"),
     }

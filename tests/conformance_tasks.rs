@@ -25,16 +25,11 @@ async fn timers_fire_in_deadline_order<E: Env>(env: E) {
         j.await.expect("timer task");
     }
     assert_eq!(*order.borrow(), [1, 2, 3]);
-    assert!(
-        env.now() - t0 >= Duration::from_millis(30),
-        "slept less than the longest timer"
-    );
+    assert!(env.now() - t0 >= Duration::from_millis(30), "slept less than the longest timer");
 }
 
 async fn timeout_elapses_and_ready_future_wins<E: Env>(env: E) {
-    let r = env
-        .timeout(Duration::from_millis(20), std::future::pending::<()>())
-        .await;
+    let r = env.timeout(Duration::from_millis(20), std::future::pending::<()>()).await;
     assert!(r.is_err(), "a pending future times out");
     let r = env.timeout(Duration::from_secs(60), async { 7 }).await;
     assert_eq!(r, Ok(7));
@@ -103,10 +98,7 @@ async fn random_draws_stay_in_range<E: Env>(env: E) {
         assert!(env.random_below(7) < 7);
         assert!(env.random_duration(Duration::from_millis(3)) <= Duration::from_millis(3));
     }
-    assert!(
-        !env.mutant("selftest-lost-update"),
-        "no mutant is on in a conformance run"
-    );
+    assert!(!env.mutant("selftest-lost-update"), "no mutant is on in a conformance run");
 }
 
 macro_rules! both_backends {

@@ -28,8 +28,7 @@ fn run_program(args: &[String]) -> ! {
     }
     let name = args.first().cloned().unwrap_or_default();
     let rest = args.get(1..).map(<[String]>::to_vec).unwrap_or_default();
-    let code =
-        RealEnv::block_on(programs::run(name, RealEnv::new(), rest)).unwrap_or(programs::MISUSED);
+    let code = RealEnv::block_on(programs::run(name, RealEnv::new(), rest)).unwrap_or(programs::MISUSED);
     std::process::exit(code);
 }
 
@@ -51,8 +50,7 @@ where
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             RealEnv::block_on(async {
                 let env2 = env.clone();
-                env.timeout(Duration::from_secs(120), body(env2, dir.clone()))
-                    .await
+                env.timeout(Duration::from_secs(120), body(env2, dir.clone())).await
             })
         }));
         let _ = std::fs::remove_dir_all(&dir);
@@ -78,9 +76,7 @@ where
                 Duration::from_secs(600),
                 |world| {
                     for p in programs::NAMES {
-                        world.register(p, move |env, args| {
-                            programs::run((*p).to_owned(), env, args)
-                        });
+                        world.register(p, move |env, args| programs::run((*p).to_owned(), env, args));
                     }
                 },
                 |env| body(env, PathBuf::from("/tmp/conformance").join(name)),

@@ -18,14 +18,8 @@ fn plans() -> impl Strategy<Value = FaultPlan> {
     });
     let point = prop_oneof![
         Just(None),
-        (
-            prop::sample::select(warden::env::crash::SELFTEST.to_vec()),
-            1u64..5
-        )
-            .prop_map(|(name, hit)| Some(CrashAt {
-                name: name.to_owned(),
-                hit
-            })),
+        (prop::sample::select(warden::env::crash::SELFTEST.to_vec()), 1u64..5)
+            .prop_map(|(name, hit)| Some(CrashAt { name: name.to_owned(), hit })),
     ];
     (prop::collection::vec(crash, 0..6), point).prop_map(|(host_crashes, crash_point)| FaultPlan {
         host_crashes,
@@ -36,20 +30,8 @@ fn plans() -> impl Strategy<Value = FaultPlan> {
 
 fn holds(file: &str, seed: u64, plan: &FaultPlan) -> Result<(), TestCaseError> {
     let sc = scenario::load(Path::new(file)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let r = run_scenario(
-        &sc,
-        &RunOptions {
-            seed,
-            plan: Some(plan.clone()),
-            ..RunOptions::default()
-        },
-    );
-    prop_assert!(
-        r.failure.is_none(),
-        "{file} seed {seed} failed with plan:\n{}\n{:?}",
-        plan.to_toml(),
-        r.failure
-    );
+    let r = run_scenario(&sc, &RunOptions { seed, plan: Some(plan.clone()), ..RunOptions::default() });
+    prop_assert!(r.failure.is_none(), "{file} seed {seed} failed with plan:\n{}\n{:?}", plan.to_toml(), r.failure);
     Ok(())
 }
 

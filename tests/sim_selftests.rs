@@ -34,17 +34,10 @@ fn selftest_nondeterministic_is_clean() {
 
 #[test]
 fn every_scenario_catches_a_mutant_and_mutants_are_caught() {
-    assert!(
-        warden::env::mutants::enabled(),
-        "run the tests with --features mutants (the README's command does)"
-    );
+    assert!(warden::env::mutants::enabled(), "run the tests with --features mutants (the README's command does)");
     for file in scenario_files() {
         let sc = scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            !sc.catches.is_empty(),
-            "{}: every scenario catches at least one mutant",
-            file.display()
-        );
+        assert!(!sc.catches.is_empty(), "{}: every scenario catches at least one mutant", file.display());
         for (mutant, catch) in &sc.catches {
             if needs_determinism_check(Some(catch)) {
                 // Caught across OS processes: see sim/tests/cli.rs.
@@ -59,15 +52,14 @@ fn every_scenario_catches_a_mutant_and_mutants_are_caught() {
                 shard: None,
                 jobs: 1,
                 watchdog: true,
+                record: false,
+                no_hash: false,
+                budget: None,
             };
             let sweep = explore(&sc, &opts, &|| {});
-            let seed = sweep.caught_by.unwrap_or_else(|| {
-                panic!("{}: mutant {m} not caught in {} seeds", sc.name, sc.seeds)
-            });
-            println!(
-                "{}: mutant {m} caught by seed {seed} after {} seeds",
-                sc.name, sweep.ran
-            );
+            let seed =
+                sweep.caught_by.unwrap_or_else(|| panic!("{}: mutant {m} not caught in {} seeds", sc.name, sc.seeds));
+            println!("{}: mutant {m} caught by seed {seed} after {} seeds", sc.name, sweep.ran);
         }
     }
 }

@@ -80,13 +80,7 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failure: invariant {} failed: {}",
-            self.class.name(),
-            self.invariant,
-            self.message
-        )
+        write!(f, "{} failure: invariant {} failed: {}", self.class.name(), self.invariant, self.message)
     }
 }
 
@@ -105,10 +99,7 @@ pub struct Checks(Rc<RefCell<State>>);
 impl Checks {
     /// A checker that fails the run only for `enforced` invariants.
     pub fn new(enforced: impl IntoIterator<Item = String>) -> Self {
-        Checks(Rc::new(RefCell::new(State {
-            enforced: enforced.into_iter().collect(),
-            ..State::default()
-        })))
+        Checks(Rc::new(RefCell::new(State { enforced: enforced.into_iter().collect(), ..State::default() })))
     }
 
     /// A safety invariant failed.
@@ -116,10 +107,7 @@ impl Checks {
         if self.0.borrow().enforced.contains(invariant) {
             self.fail_class(FailureClass::Safety, invariant, message);
         } else {
-            self.0
-                .borrow_mut()
-                .notes
-                .push(format!("unchecked invariant {invariant} failed: {message}"));
+            self.0.borrow_mut().notes.push(format!("unchecked invariant {invariant} failed: {message}"));
         }
     }
 
@@ -134,11 +122,7 @@ impl Checks {
     pub fn fail_class(&self, class: FailureClass, invariant: &str, message: impl fmt::Display) {
         let mut s = self.0.borrow_mut();
         if s.failure.is_none() {
-            s.failure = Some(Failure {
-                class,
-                invariant: invariant.to_owned(),
-                message: message.to_string(),
-            });
+            s.failure = Some(Failure { class, invariant: invariant.to_owned(), message: message.to_string() });
         }
     }
 

@@ -29,17 +29,11 @@ fn child(
     #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
     // the point is a second OS process
     let mut cmd = Command::new(bin);
-    cmd.arg("run")
-        .arg(scenario)
-        .arg("--seed")
-        .arg(seed.to_string())
-        .arg("--dump-events")
-        .arg(dump);
+    cmd.arg("run").arg(scenario).arg("--seed").arg(seed.to_string()).arg("--dump-events").arg(dump);
     if let Some(m) = mutant {
         cmd.arg("--mutant").arg(m);
     }
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
     Ok(cmd.spawn()?)
 }
 
@@ -60,10 +54,7 @@ pub fn check_seed(
     mutant: Option<&str>,
     tmp: &Path,
 ) -> anyhow::Result<SeedCheck> {
-    let dumps: [PathBuf; 2] = [
-        tmp.join(format!("events-{seed}-a.txt")),
-        tmp.join(format!("events-{seed}-b.txt")),
-    ];
+    let dumps: [PathBuf; 2] = [tmp.join(format!("events-{seed}-a.txt")), tmp.join(format!("events-{seed}-b.txt"))];
     let a = child(bin, scenario, seed, mutant, &dumps[0])?;
     let b = child(bin, scenario, seed, mutant, &dumps[1])?;
     let (oa, ob) = (a.wait_with_output()?, b.wait_with_output()?);
@@ -79,17 +70,7 @@ pub fn check_seed(
         return Ok(SeedCheck::Same(ha));
     }
     let (la, lb): (Vec<&str>, Vec<&str>) = (da.lines().collect(), db.lines().collect());
-    let i = la
-        .iter()
-        .zip(&lb)
-        .position(|(x, y)| x != y)
-        .unwrap_or(la.len().min(lb.len()));
-    let at = |l: &[&str]| {
-        l.get(i)
-            .map_or_else(|| "<run ended>".to_owned(), |s| (*s).to_owned())
-    };
-    Ok(SeedCheck::Diverged {
-        hashes: (ha, hb),
-        first: (i, at(&la), at(&lb)),
-    })
+    let i = la.iter().zip(&lb).position(|(x, y)| x != y).unwrap_or(la.len().min(lb.len()));
+    let at = |l: &[&str]| l.get(i).map_or_else(|| "<run ended>".to_owned(), |s| (*s).to_owned());
+    Ok(SeedCheck::Diverged { hashes: (ha, hb), first: (i, at(&la), at(&lb)) })
 }

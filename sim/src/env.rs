@@ -29,12 +29,7 @@ pub struct SimEnv {
 impl SimEnv {
     /// The environment of process `proc` on `host`, booted at `boot_ns`.
     pub(crate) fn new(kernel: Rc<Kernel>, proc: u32, host: u32, boot_ns: u64) -> Self {
-        SimEnv {
-            kernel,
-            proc,
-            host,
-            boot_ns,
-        }
+        SimEnv { kernel, proc, host, boot_ns }
     }
 
     /// The process's simulator-wide id (never reused).
@@ -55,17 +50,11 @@ impl Env for SimEnv {
     }
 
     fn wall_clock(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-            + Duration::from_secs(WALL_AT_BOOT_SECS)
-            + Duration::from_nanos(self.kernel.now_ns())
+        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_AT_BOOT_SECS) + Duration::from_nanos(self.kernel.now_ns())
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + 'static {
-        Sleep {
-            kernel: self.kernel.clone(),
-            deadline: deadline.as_nanos().saturating_add(self.boot_ns),
-            key: None,
-        }
+        Sleep { kernel: self.kernel.clone(), deadline: deadline.as_nanos().saturating_add(self.boot_ns), key: None }
     }
 
     fn yield_now(&self) -> impl Future<Output = ()> + 'static {
@@ -94,10 +83,7 @@ impl Env for SimEnv {
         self.kernel.checks.fail_class(
             FailureClass::Crash,
             "no-unobserved-panic",
-            format!(
-                "detached task {task:?} (proc {}) panicked: {message}",
-                self.proc
-            ),
+            format!("detached task {task:?} (proc {}) panicked: {message}", self.proc),
         );
     }
 
@@ -149,11 +135,7 @@ struct CrashPoint {
 impl Future for CrashPoint {
     type Output = ();
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if self.crashed {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+        if self.crashed { Poll::Pending } else { Poll::Ready(()) }
     }
 }
 

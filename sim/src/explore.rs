@@ -31,6 +31,12 @@ pub struct ExploreOptions {
     pub jobs: usize,
     /// Registers runs with the watchdog.
     pub watchdog: bool,
+    /// Records every decision of every run (kept in memory, dropped).
+    pub record: bool,
+    /// Switches the run hash off.
+    pub no_hash: bool,
+    /// Starts no new seed once this much wall time has passed.
+    pub budget: Option<std::time::Duration>,
 }
 
 /// What a sweep of one scenario found.
@@ -54,11 +60,41 @@ pub struct Sweep {
 }
 
 /// The seeds of a sweep, in order, for this shard.
-pub fn seed_list(start: u64, count: u64, shard: Option<(u64, u64)>) -> Vec<u64> {
-    let all = start..start.saturating_add(count);
-    match shard {
-        None => all.collect(),
-        Some((k, n)) => all.filter(|s| (s - start) % n == k - 1).collect(),
+pub fn seed_list(start: u64, count: u64, shard: Option<(u64, u64)>) -> SeedRange {
+    let (k, n) = shard.unwrap_or((1, 1));
+    // Seeds start + (k-1), start + (k-1) + n, ... below start + count.
+    let len = count.saturating_sub(k - 1).div_ceil(n);
+    SeedRange { first: start + (k - 1), step: n, len }
+}
+
+/// A job's seeds, computed rather than stored (a budgeted sweep asks for
+/// billions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedRange {
+    first: u64,
+    step: u64,
+    len: u64,
+}
+
+impl SeedRange {
+    /// How many seeds.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th seed.
+    pub fn get(&self, i: u64) -> Option<u64> {
+        (i < self.len).then(|| self.first + i * self.step)
+    }
+
+    /// Every seed, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len).map(|i| self.first + i * self.step)
     }
 }
 
@@ -72,22 +108,20 @@ pub fn matches_catch(failure: &Failure, catch: &Catch) -> bool {
 
 /// Sweeps `scenario`; `on_seed` is called after every seed (progress).
 pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() + Sync)) -> Sweep {
-    let seeds = seed_list(
-        opts.start_seed,
-        opts.seeds.unwrap_or(scenario.seeds),
-        opts.shard,
-    );
+    let seeds = seed_list(opts.start_seed, opts.seeds.unwrap_or(scenario.seeds), opts.shard);
     let catch = opts.mutant.and_then(|m| scenario.catch_of(m)).cloned();
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let sweep = Mutex::new(Sweep::default());
+    #[allow(clippy::disallowed_methods)] // a wall-clock budget for benchmarks, outside any run
+    let started = std::time::Instant::now();
     let worker = || {
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) || opts.budget.is_some_and(|b| started.elapsed() >= b) {
                 return;
             }
-            let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-            let Some(&seed) = seeds.get(i) else { return };
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(seed) = seeds.get(i) else { return };
             let report = run_one(scenario, opts, seed, opts.mutant);
             let mut counted = report.failure.clone();
             let mut confirmed = None;
@@ -109,10 +143,7 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
             }
             if let Some(f) = counted {
                 s.failed += 1;
-                if s.first_failure
-                    .as_ref()
-                    .is_none_or(|(first, _)| seed < *first)
-                {
+                if s.first_failure.as_ref().is_none_or(|(first, _)| seed < *first) {
                     s.first_failure = Some((seed, f));
                 }
                 match confirmed {
@@ -140,11 +171,7 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
     if s.ran >= COVERAGE_MIN_SEEDS && opts.mutant.is_none() {
         for (name, min) in &scenario.coverage {
             let (hit, opp) = s.coverage.get(name.as_str()).copied().unwrap_or((0, 0));
-            let share = if opp == 0 {
-                0.0
-            } else {
-                hit as f64 / opp as f64
-            };
+            let share = if opp == 0 { 0.0 } else { hit as f64 / opp as f64 };
             if share < *min {
                 s.coverage_short.push((name.clone(), share, *min));
             }
@@ -153,12 +180,7 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
     s
 }
 
-fn run_one(
-    scenario: &Scenario,
-    opts: &ExploreOptions,
-    seed: u64,
-    mutant: Option<&'static str>,
-) -> RunReport {
+fn run_one(scenario: &Scenario, opts: &ExploreOptions, seed: u64, mutant: Option<&'static str>) -> RunReport {
     run_scenario(
         scenario,
         &RunOptions {
@@ -166,6 +188,8 @@ fn run_one(
             mutant,
             scheduler: opts.scheduler,
             watchdog: opts.watchdog,
+            record: opts.record,
+            no_hash: opts.no_hash,
             ..RunOptions::default()
         },
     )
@@ -176,11 +200,7 @@ pub fn coverage_words(prefix: &str, coverage: &BTreeMap<&'static str, (u64, u64)
     coverage
         .iter()
         .map(|(name, (hit, opp))| {
-            let share = if *opp == 0 {
-                0.0
-            } else {
-                *hit as f64 / *opp as f64
-            };
+            let share = if *opp == 0 { 0.0 } else { *hit as f64 / *opp as f64 };
             format!("{prefix}{name}={share:.4}")
         })
         .collect()
@@ -198,10 +218,9 @@ mod tests {
 
     #[test]
     fn shards_partition_the_seed_range_exactly() {
-        let all: Vec<u64> = seed_list(5, 103, None);
-        let mut union: Vec<u64> = (1..=4)
-            .flat_map(|k| seed_list(5, 103, Some((k, 4))))
-            .collect();
+        let all: Vec<u64> = seed_list(5, 103, None).iter().collect();
+        let mut union: Vec<u64> =
+            (1..=4).flat_map(|k| seed_list(5, 103, Some((k, 4))).iter().collect::<Vec<_>>()).collect();
         union.sort_unstable();
         assert_eq!(union, all);
     }

@@ -18,7 +18,7 @@ pub struct Faults {
     /// `buggify!` sites may fire.
     #[serde(default)]
     pub buggify: bool,
-    /// Power losses per host (but h0) per virtual second.
+    /// Power losses per host (but the model's own host 0) per virtual second.
     #[serde(default)]
     pub crash: f64,
     /// Partitions started per virtual second (between two random hosts).
@@ -45,18 +45,11 @@ fn chance(kernel: &Kernel, p: f64) -> bool {
 }
 
 fn between(kernel: &Kernel, lo: u64, hi: u64) -> u64 {
-    lo + below(
-        kernel.decisions.borrow_mut().draw(Stream::Faults),
-        hi - lo + 1,
-    )
+    lo + below(kernel.decisions.borrow_mut().draw(Stream::Faults), hi - lo + 1)
 }
 
 fn crash_host_at(kernel: &Rc<Kernel>, at_ns: u64, c: &HostCrash) {
-    let (k, host, down) = (
-        Rc::downgrade(kernel),
-        c.host,
-        c.restart_after_ms * 1_000_000,
-    );
+    let (k, host, down) = (Rc::downgrade(kernel), c.host, c.restart_after_ms * 1_000_000);
     kernel.schedule(
         at_ns,
         Box::new(move || {
@@ -77,12 +70,7 @@ fn crash_host_at(kernel: &Rc<Kernel>, at_ns: u64, c: &HostCrash) {
 
 fn partition(kernel: &Kernel, p: &Partition) {
     let from = p.at_ms * 1_000_000;
-    kernel
-        .world
-        .borrow_mut()
-        .net
-        .partitions
-        .push((p.a, p.b, from, from + p.for_ms * 1_000_000));
+    kernel.world.borrow_mut().net.partitions.push((p.a, p.b, from, from + p.for_ms * 1_000_000));
 }
 
 /// Sets up faults for a run: the plan's events if a plan is given, else
@@ -111,10 +99,7 @@ pub fn install(
             let hit = between(kernel, 1, 3);
             if !planned {
                 kernel.world.borrow_mut().crash_at = Some((name.to_owned(), hit));
-                injected.borrow_mut().crash_point = Some(CrashAt {
-                    name: name.to_owned(),
-                    hit,
-                });
+                injected.borrow_mut().crash_point = Some(CrashAt { name: name.to_owned(), hit });
             }
         }
     }
@@ -125,24 +110,14 @@ pub fn install(
         for p in &plan.partitions {
             partition(kernel, p);
         }
-        kernel.world.borrow_mut().crash_at =
-            plan.crash_point.as_ref().map(|c| (c.name.clone(), c.hit));
+        kernel.world.borrow_mut().crash_at = plan.crash_point.as_ref().map(|c| (c.name.clone(), c.hit));
         let mut i = injected.borrow_mut();
         i.host_crashes = plan.host_crashes.clone();
         i.partitions = plan.partitions.clone();
         i.crash_point = plan.crash_point.clone();
     }
     if faults.crash > 0.0 || faults.partition > 0.0 {
-        schedule_tick(
-            kernel,
-            Tick {
-                faults,
-                planned,
-                injected: injected.clone(),
-            },
-            TICK_NS,
-            safety_end_ns,
-        );
+        schedule_tick(kernel, Tick { faults, planned, injected: injected.clone() }, TICK_NS, safety_end_ns);
     }
     injected
 }
@@ -175,22 +150,12 @@ fn schedule_tick(kernel: &Rc<Kernel>, t: Tick, at: u64, end: u64) {
 fn tick(kernel: &Rc<Kernel>, t: &Tick) {
     let faults = t.faults;
     let now = kernel.now_ns();
-    let hosts: Vec<(u32, bool)> = kernel
-        .world
-        .borrow()
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (i as u32, h.up))
-        .collect();
+    let hosts: Vec<(u32, bool)> =
+        kernel.world.borrow().hosts.iter().enumerate().map(|(i, h)| (i as u32, h.up)).collect();
     let per_tick = TICK_NS as f64 / 1e9;
     for &(host, up) in hosts.iter().skip(1) {
         if up && chance(kernel, faults.crash * per_tick) {
-            let c = HostCrash {
-                at_ms: now / 1_000_000,
-                host,
-                restart_after_ms: between(kernel, 500, 5_000),
-            };
+            let c = HostCrash { at_ms: now / 1_000_000, host, restart_after_ms: between(kernel, 500, 5_000) };
             if !t.planned {
                 crash_host_at(kernel, now, &c);
                 t.injected.borrow_mut().host_crashes.push(c);
@@ -200,12 +165,7 @@ fn tick(kernel: &Rc<Kernel>, t: &Tick) {
     if hosts.len() >= 2 && chance(kernel, faults.partition * per_tick) {
         let a = between(kernel, 0, hosts.len() as u64 - 1) as u32;
         let b = (a + 1 + between(kernel, 0, hosts.len() as u64 - 2) as u32) % hosts.len() as u32;
-        let p = Partition {
-            at_ms: now / 1_000_000,
-            a,
-            b,
-            for_ms: between(kernel, 100, 5_000),
-        };
+        let p = Partition { at_ms: now / 1_000_000, a, b, for_ms: between(kernel, 100, 5_000) };
         if !t.planned {
             partition(kernel, &p);
             t.injected.borrow_mut().partitions.push(p);

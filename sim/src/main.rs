@@ -77,34 +77,47 @@ struct RunArgs {
     dump_events: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct ExploreArgs {
+    /// A scenario file or a directory of them.
+    path: PathBuf,
+    /// Seeds per scenario (default: the scenario's `seeds`).
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    start_seed: u64,
+    /// Sweeps until this mutant is caught (exit 0), or not (exit 1).
+    #[arg(long)]
+    mutant: Option<String>,
+    /// Overrides the scenarios' scheduler.
+    #[arg(long, value_enum)]
+    sched: Option<Sched>,
+    /// Runs only share K of N of the seed range (1 <= K <= N).
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Starts no new seed after SECS of wall time (benchmarks).
+    #[arg(long, value_name = "SECS")]
+    budget_secs: Option<f64>,
+    /// Records every decision of every run, as `run --record` does,
+    /// and drops it (benchmarks measure the feature's cost).
+    #[arg(long)]
+    record_decisions: bool,
+    /// Switches the run hash off (benchmarks measure the feature's cost).
+    #[arg(long)]
+    no_hash: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs one seed of a scenario; the last line is
     /// `seed=N hash=<hex> result=pass|fail`.
     Run(RunArgs),
     /// Runs many seeds of a scenario, or of every scenario in a directory.
-    Explore {
-        /// A scenario file or a directory of them.
-        path: PathBuf,
-        /// Seeds per scenario (default: the scenario's `seeds`).
-        #[arg(long)]
-        seeds: Option<u64>,
-        /// The first seed.
-        #[arg(long, default_value_t = 0)]
-        start_seed: u64,
-        /// Sweeps until this mutant is caught (exit 0), or not (exit 1).
-        #[arg(long)]
-        mutant: Option<String>,
-        /// Overrides the scenarios' scheduler.
-        #[arg(long, value_enum)]
-        sched: Option<Sched>,
-        /// Runs only share K of N of the seed range (1 <= K <= N).
-        #[arg(long, value_parser = parse_shard)]
-        shard: Option<(u64, u64)>,
-        /// Worker threads (default: the machine's cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-    },
+    Explore(ExploreArgs),
     /// Runs each seed in two OS processes and compares the hashes.
     CheckDeterminism {
         /// The scenario file.
@@ -130,10 +143,7 @@ enum Cmd {
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
-    let (k, n): (u64, u64) = (
-        k.parse().map_err(|_| "K is not a number")?,
-        n.parse().map_err(|_| "N is not a number")?,
-    );
+    let (k, n): (u64, u64) = (k.parse().map_err(|_| "K is not a number")?, n.parse().map_err(|_| "N is not a number")?);
     if n == 0 || k == 0 || k > n {
         return Err(format!("need 1 <= K <= N, got {k}/{n}"));
     }
@@ -149,15 +159,10 @@ fn mutant_arg(m: Option<String>) -> Result<Option<&'static str>, ExitCode> {
     let Some(m) = m else { return Ok(None) };
     match mutants::find(&m) {
         Some(found) if mutants::enabled() => Ok(Some(found.name)),
-        Some(_) => Err(usage(
-            "mutants are compiled out: build with `--features warden/mutants`",
-        )),
+        Some(_) => Err(usage("mutants are compiled out: build with `--features warden/mutants`")),
         None => {
             let known: Vec<_> = mutants::ALL.iter().map(|m| m.name).collect();
-            Err(usage(format!(
-                "unknown mutant {m:?} (known: {})",
-                known.join(", ")
-            )))
+            Err(usage(format!("unknown mutant {m:?} (known: {})", known.join(", "))))
         }
     }
 }
@@ -166,10 +171,7 @@ fn sched_arg(s: Option<Sched>, scenario: &Scenario) -> Option<SchedulerKind> {
     s.map(|s| match (s, scenario.scheduler) {
         (Sched::Random, _) => SchedulerKind::Random,
         (Sched::Pct, SchedulerKind::Pct { depth, steps }) => SchedulerKind::Pct { depth, steps },
-        (Sched::Pct, SchedulerKind::Random) => SchedulerKind::Pct {
-            depth: 3,
-            steps: PCT_DEFAULT_STEPS,
-        },
+        (Sched::Pct, SchedulerKind::Random) => SchedulerKind::Pct { depth: 3, steps: PCT_DEFAULT_STEPS },
     })
 }
 
@@ -182,21 +184,10 @@ fn main() -> ExitCode {
     watchdog::set_limit(cli.watchdog_secs);
     let result = match cli.command {
         Cmd::Run(args) => cmd_run(args),
-        Cmd::Explore {
-            path,
-            seeds,
-            start_seed,
-            mutant,
-            sched,
-            shard,
-            jobs,
-        } => cmd_explore(&path, seeds, start_seed, mutant, sched, shard, jobs),
-        Cmd::CheckDeterminism {
-            scenario,
-            seeds,
-            start_seed,
-            mutant,
-        } => cmd_determinism(&scenario, seeds, start_seed, mutant),
+        Cmd::Explore(args) => cmd_explore(args),
+        Cmd::CheckDeterminism { scenario, seeds, start_seed, mutant } => {
+            cmd_determinism(&scenario, seeds, start_seed, mutant)
+        }
         Cmd::List { mutants } => {
             cmd_list(mutants);
             Ok(ExitCode::SUCCESS)
@@ -206,29 +197,13 @@ fn main() -> ExitCode {
 }
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
-    let RunArgs {
-        scenario,
-        seed,
-        mutant,
-        plan,
-        record,
-        save_plan,
-        replay,
-        sched,
-        dump_events: dump,
-    } = args;
+    let RunArgs { scenario, seed, mutant, plan, record, save_plan, replay, sched, dump_events: dump } = args;
     let path = scenario.as_path();
     let sc = load(path)?;
-    let replay = replay
-        .map(|p| Record::load(&p))
-        .transpose()
-        .map_err(usage)?;
+    let replay = replay.map(|p| Record::load(&p)).transpose().map_err(usage)?;
     let mutant_name = mutant.or_else(|| replay.as_ref().and_then(|r| r.mutant.clone()));
     let mutant = mutant_arg(mutant_name)?;
-    let plan = plan
-        .map(|p| FaultPlan::load(&p))
-        .transpose()
-        .map_err(usage)?;
+    let plan = plan.map(|p| FaultPlan::load(&p)).transpose().map_err(usage)?;
     let opts = RunOptions {
         seed,
         mutant,
@@ -239,17 +214,13 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
         dump: dump.is_some(),
         plan,
         watchdog: true,
+        no_hash: false,
     };
     let report = run_scenario(&sc, &opts);
     for line in &report.header {
         println!("{line}");
     }
-    println!(
-        "steps: {} events: {} virtual_end_s: {}",
-        report.steps,
-        report.events,
-        report.end.as_secs_f64()
-    );
+    println!("steps: {} events: {} virtual_end_s: {}", report.steps, report.events, report.end.as_secs_f64());
     let cov = coverage_words("", &report.coverage);
     if !cov.is_empty() {
         println!("coverage: {}", cov.join(" "));
@@ -258,22 +229,15 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
         println!("note: {n}");
     }
     if let (Some(p), Some(rec)) = (&record, &report.record) {
-        rec.save(p)
-            .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        rec.save(p).map_err(|e| usage(format!("{}: {e}", p.display())))?;
         println!("record: {}", p.display());
     }
     if let Some(p) = &save_plan {
-        std::fs::write(p, report.plan.to_toml())
-            .map_err(|e| usage(format!("{}: {e}", p.display())))?;
-        println!(
-            "plan: {} ({} buggify sites)",
-            p.display(),
-            report.plan.buggify.len()
-        );
+        std::fs::write(p, report.plan.to_toml()).map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        println!("plan: {} ({} buggify sites)", p.display(), report.plan.buggify.len());
     }
     if let Some(p) = &dump {
-        std::fs::write(p, report.dump.join("\n"))
-            .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        std::fs::write(p, report.dump.join("\n")).map_err(|e| usage(format!("{}: {e}", p.display())))?;
     }
     let code = match &report.failure {
         None => ExitCode::SUCCESS,
@@ -284,11 +248,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
                 println!("  {l}");
             }
             let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-            println!(
-                "replay: warden-sim run {} --seed {}{m}",
-                path.display(),
-                report.seed
-            );
+            println!("replay: warden-sim run {} --seed {}{m}", path.display(), report.seed);
             ExitCode::from(f.class.exit_code() as u8)
         }
     };
@@ -296,11 +256,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
         "seed={} hash={:016x} result={}",
         report.seed,
         report.hash,
-        if report.failure.is_some() {
-            "fail"
-        } else {
-            "pass"
-        }
+        if report.failure.is_some() { "fail" } else { "pass" }
     );
     Ok(code)
 }
@@ -310,35 +266,27 @@ fn progress(total: u64, label: &str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} seeds {per_sec} eta {eta}",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} seeds {per_sec} eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(label.to_owned());
     bar
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cmd_explore(
-    path: &Path,
-    seeds: Option<u64>,
-    start_seed: u64,
-    mutant: Option<String>,
-    sched: Option<Sched>,
-    shard: Option<(u64, u64)>,
-    jobs: Option<usize>,
-) -> Result<ExitCode, ExitCode> {
+fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, ExitCode> {
+    let ExploreArgs { path, seeds, start_seed, mutant, sched, shard, jobs, budget_secs, record_decisions, no_hash } =
+        args;
+    let path = path.as_path();
+    let budget = budget_secs.map(std::time::Duration::from_secs_f64);
     let mutant = mutant_arg(mutant)?;
     let files = if path.is_dir() {
         scenario::files_in(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
     } else {
         vec![path.to_path_buf()]
     };
-    let scenarios = files
-        .iter()
-        .map(|f| load(f))
-        .collect::<Result<Vec<_>, _>>()?;
+    let scenarios = files.iter().map(|f| load(f)).collect::<Result<Vec<_>, _>>()?;
     if scenarios.is_empty() {
         return Err(usage(format!("no scenario files in {}", path.display())));
     }
@@ -347,15 +295,11 @@ fn cmd_explore(
         && !dir
         && scenarios[0].catch_of(m).is_none()
     {
-        return Err(usage(format!(
-            "{} does not list mutant {m} in `catches`",
-            scenarios[0].path.display()
-        )));
+        return Err(usage(format!("{} does not list mutant {m} in `catches`", scenarios[0].path.display())));
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = Instant::now();
-    let (mut ran, mut failed, mut first, mut ok, mut cov_words) =
-        (0u64, 0u64, None::<u64>, true, Vec::new());
+    let (mut ran, mut failed, mut first, mut ok, mut cov_words) = (0u64, 0u64, None::<u64>, true, Vec::new());
     // With a mutant: every scenario that lists it must catch it.
     let (mut listing, mut caught_in) = (0usize, 0usize);
     for sc in &scenarios {
@@ -374,11 +318,7 @@ fn cmd_explore(
                 "{}: {r} seeds, mutant {} {}",
                 sc.name,
                 mutant.unwrap_or("-"),
-                if c {
-                    "caught (two processes diverged)"
-                } else {
-                    "not caught"
-                }
+                if c { "caught (two processes diverged)" } else { "not caught" }
             );
             continue;
         }
@@ -390,11 +330,11 @@ fn cmd_explore(
             shard,
             jobs,
             watchdog: true,
+            record: record_decisions,
+            no_hash,
+            budget,
         };
-        let bar = progress(
-            warden_sim::explore::seed_list(start_seed, n, shard).len() as u64,
-            &sc.name,
-        );
+        let bar = progress(warden_sim::explore::seed_list(start_seed, n, shard).len(), &sc.name);
         let sweep = explore(sc, &opts, &|| bar.inc(1));
         bar.finish_and_clear();
         ran += sweep.ran;
@@ -402,29 +342,16 @@ fn cmd_explore(
         if let Some((s, f)) = &sweep.first_failure {
             first = Some(first.map_or(*s, |x| x.min(*s)));
             let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-            println!(
-                "{}: seed {s} failed: {f}\n  replay: warden-sim run {} --seed {s}{m}",
-                sc.name,
-                sc.path.display()
-            );
+            println!("{}: seed {s} failed: {f}\n  replay: warden-sim run {} --seed {s}{m}", sc.name, sc.path.display());
         }
         for u in &sweep.unconfirmed {
-            println!(
-                "{}: seed {u} fails with and without the mutant: not counted as a catch",
-                sc.name
-            );
+            println!("{}: seed {u} fails with and without the mutant: not counted as a catch", sc.name);
         }
         for (name, share, min) in &sweep.coverage_short {
-            println!(
-                "{}: coverage {name}={share:.4} is under its minimum {min}",
-                sc.name
-            );
+            println!("{}: coverage {name}={share:.4} is under its minimum {min}", sc.name);
             ok = false;
         }
-        if sweep.ran < warden_sim::explore::COVERAGE_MIN_SEEDS
-            && !sc.coverage.is_empty()
-            && mutant.is_none()
-        {
+        if sweep.ran < warden_sim::explore::COVERAGE_MIN_SEEDS && !sc.coverage.is_empty() && mutant.is_none() {
             println!(
                 "{}: coverage not judged ({} seeds < {})",
                 sc.name,
@@ -432,20 +359,13 @@ fn cmd_explore(
                 warden_sim::explore::COVERAGE_MIN_SEEDS
             );
         }
-        let prefix = if dir {
-            format!("{}.", sc.name)
-        } else {
-            String::new()
-        };
+        let prefix = if dir { format!("{}.", sc.name) } else { String::new() };
         cov_words.extend(coverage_words(&prefix, &sweep.coverage));
         if mutant.is_some() {
             caught_in += usize::from(sweep.caught_by.is_some());
             let m = mutant.unwrap_or_default();
             match sweep.caught_by {
-                Some(s) => println!(
-                    "{}: mutant {m} caught by seed {s} ({} seeds run)",
-                    sc.name, sweep.ran
-                ),
+                Some(s) => println!("{}: mutant {m} caught by seed {s} ({} seeds run)", sc.name, sweep.ran),
                 None => println!("{}: mutant {m} NOT caught in {} seeds", sc.name, sweep.ran),
             }
         } else if sweep.failed > 0 {
@@ -465,21 +385,10 @@ fn cmd_explore(
     if let Some(m) = mutant
         && listing == 0
     {
-        return Err(usage(format!(
-            "no scenario in {} lists mutant {m} in `catches`",
-            path.display()
-        )));
+        return Err(usage(format!("no scenario in {} lists mutant {m} in `catches`", path.display())));
     }
-    let pass = if mutant.is_some() {
-        caught_in == listing
-    } else {
-        ok
-    };
-    Ok(if pass {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let pass = if mutant.is_some() { caught_in == listing } else { ok };
+    Ok(if pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn determinism_sweep(
@@ -489,11 +398,10 @@ fn determinism_sweep(
     mutant: Option<&str>,
     shard: Option<(u64, u64)>,
 ) -> Result<(u64, u64, bool), ExitCode> {
-    let bin =
-        std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
+    let bin = std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
     let tmp = std::env::temp_dir();
     let (mut ran, mut diverged) = (0, 0);
-    for seed in warden_sim::explore::seed_list(start, n, shard) {
+    for seed in warden_sim::explore::seed_list(start, n, shard).iter() {
         ran += 1;
         match check_seed(&bin, &sc.path, seed, mutant, &tmp) {
             Ok(SeedCheck::Same(_)) => {}
@@ -507,16 +415,10 @@ fn determinism_sweep(
     Ok((ran, diverged, false))
 }
 
-fn cmd_determinism(
-    path: &Path,
-    seeds: u64,
-    start: u64,
-    mutant: Option<String>,
-) -> Result<ExitCode, ExitCode> {
+fn cmd_determinism(path: &Path, seeds: u64, start: u64, mutant: Option<String>) -> Result<ExitCode, ExitCode> {
     let sc = load(path)?;
     let mutant = mutant_arg(mutant)?;
-    let bin =
-        std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
+    let bin = std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
     let tmp = std::env::temp_dir();
     for seed in start..start + seeds {
         match check_seed(&bin, &sc.path, seed, mutant, &tmp) {
@@ -527,13 +429,8 @@ fn cmd_determinism(
                 println!("  process 1: {}", first.1);
                 println!("  process 2: {}", first.2);
                 let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-                println!(
-                    "replay: warden-sim check-determinism {} --seeds 1 --start-seed {seed}{m}",
-                    path.display()
-                );
-                return Ok(ExitCode::from(
-                    FailureClass::Nondeterminism.exit_code() as u8
-                ));
+                println!("replay: warden-sim check-determinism {} --seeds 1 --start-seed {seed}{m}", path.display());
+                return Ok(ExitCode::from(FailureClass::Nondeterminism.exit_code() as u8));
             }
             Err(e) => {
                 eprintln!("warden-sim: {e}");
@@ -566,11 +463,7 @@ fn cmd_list(names_only: bool) {
     }
     println!(
         "mutants ({}):",
-        if mutants::enabled() {
-            "compiled in"
-        } else {
-            "compiled out; build with --features warden/mutants"
-        }
+        if mutants::enabled() { "compiled in" } else { "compiled out; build with --features warden/mutants" }
     );
     for m in mutants::ALL {
         println!("  {}: {}", m.name, m.bug);

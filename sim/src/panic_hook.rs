@@ -19,10 +19,7 @@ pub fn install() {
                 let mut q = q.borrow_mut();
                 let Some(list) = q.as_mut() else { return false };
                 let msg = warden::env::panic_message(info.payload());
-                let at = info
-                    .location()
-                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                    .unwrap_or_default();
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
                 list.push(format!("{msg}{at}"));
                 true
             });

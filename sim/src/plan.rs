@@ -67,8 +67,7 @@ impl FaultPlan {
     /// Reads a plan; errors name the file, line and column.
     pub fn load(path: &Path) -> anyhow::Result<FaultPlan> {
         #[allow(clippy::disallowed_methods)] // the CLI's own input
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start);
             let line = text[..at.min(text.len())].matches('\n').count() + 1;

@@ -52,27 +52,16 @@ impl Record {
 
     /// Parses the text form; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Record, RecordError> {
-        let err = |line: usize, message: String| RecordError {
-            path: path.display().to_string(),
-            line,
-            message,
-        };
+        let err = |line: usize, message: String| RecordError { path: path.display().to_string(), line, message };
         let mut lines = text.lines().enumerate();
         match lines.next() {
             Some((_, l)) if l.trim() == MAGIC => {}
             _ => {
-                return Err(err(
-                    1,
-                    format!("not a decision record (first line must be {MAGIC:?})"),
-                ));
+                return Err(err(1, format!("not a decision record (first line must be {MAGIC:?})")));
             }
         }
-        let mut rec = Record {
-            seed: 0,
-            scenario: String::new(),
-            mutant: None,
-            streams: vec![Vec::new(); Stream::ALL.len()],
-        };
+        let mut rec =
+            Record { seed: 0, scenario: String::new(), mutant: None, streams: vec![Vec::new(); Stream::ALL.len()] };
         let mut have_seed = false;
         for (i, line) in lines {
             let n = i + 1;
@@ -92,16 +81,12 @@ impl Record {
                     let Some(s) = Stream::ALL.iter().position(|s| s.name() == key) else {
                         return Err(err(
                             n,
-                            format!(
-                                "unknown line {key:?} (expected seed, scenario, mutant or a stream name)"
-                            ),
+                            format!("unknown line {key:?} (expected seed, scenario, mutant or a stream name)"),
                         ));
                     };
                     rec.streams[s] = words
                         .map(|w| {
-                            w.parse::<u64>().map_err(|_| {
-                                err(n, format!("{key}: {w:?} is not an unsigned integer"))
-                            })
+                            w.parse::<u64>().map_err(|_| err(n, format!("{key}: {w:?} is not an unsigned integer")))
                         })
                         .collect::<Result<_, _>>()?;
                 }
@@ -122,8 +107,7 @@ impl Record {
     /// Reads a record from `path`.
     pub fn load(path: &Path) -> anyhow::Result<Record> {
         #[allow(clippy::disallowed_methods)] // the CLI's own file, not simulated I/O
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Record::parse(path, &text)?)
     }
 }
@@ -143,9 +127,7 @@ mod tests {
         let back = Record::parse(Path::new("x"), &r.to_text()).unwrap();
         assert_eq!(r, back);
         let bad = r.to_text().replace("app 9", "app nine");
-        let e = Record::parse(Path::new("rec.txt"), &bad)
-            .unwrap_err()
-            .to_string();
+        let e = Record::parse(Path::new("rec.txt"), &bad).unwrap_err().to_string();
         assert!(e.starts_with("rec.txt:10:"), "{e}");
     }
 }

@@ -28,14 +28,8 @@ pub enum Stream {
 
 impl Stream {
     /// Every stream, in record order.
-    pub const ALL: [Stream; 6] = [
-        Stream::Schedule,
-        Stream::PollCost,
-        Stream::Network,
-        Stream::Disk,
-        Stream::Faults,
-        Stream::App,
-    ];
+    pub const ALL: [Stream; 6] =
+        [Stream::Schedule, Stream::PollCost, Stream::Network, Stream::Disk, Stream::Faults, Stream::App];
 
     /// The name used in record files.
     pub fn name(self) -> &'static str {
@@ -74,10 +68,7 @@ impl Decisions {
     /// Fresh streams from `seed`, recording when `record` is set.
     pub fn new(seed: u64, record: bool) -> Self {
         Decisions {
-            rngs: Stream::ALL
-                .iter()
-                .map(|s| generator(seed, *s as u64))
-                .collect(),
+            rngs: Stream::ALL.iter().map(|s| generator(seed, *s as u64)).collect(),
             recorded: record.then(|| vec![Vec::new(); Stream::ALL.len()]),
             replay: None,
         }

@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub plan: Option<FaultPlan>,
     /// Registers the run with the watchdog.
     pub watchdog: bool,
+    /// Switches the run hash off (only to measure what hashing costs).
+    pub no_hash: bool,
 }
 
 /// What a run produced.
@@ -112,11 +114,7 @@ static EPOCH: AtomicU16 = AtomicU16::new(1);
 pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     let spec = scenario.model.spec();
     let mut extra = vec![format!("model: {} ({})", spec.name, spec.about)];
-    let params: Vec<String> = scenario
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let params: Vec<String> = scenario.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if !params.is_empty() {
         extra.push(format!("params: {}", params.join(" ")));
     }
@@ -130,20 +128,14 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
         invariants: scenario.invariants.clone(),
         extra_header: extra,
     };
-    run(&shape, opts, &|world| {
-        scenario.model.start(world, &scenario.params)
-    })
+    run(&shape, opts, &|world| scenario.model.start(world, &scenario.params))
 }
 
 /// Runs a workload once: `start` spawns its programs and returns the final
 /// checks.
-pub fn run(
-    shape: &RunShape<'_>,
-    opts: &RunOptions,
-    start: &dyn Fn(&World) -> FinalCheck,
-) -> RunReport {
+pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> FinalCheck) -> RunReport {
     let seed = opts.replay.as_ref().map_or(opts.seed, |r| r.seed);
-    trace::begin_run(opts.tail, opts.dump);
+    trace::begin_run(!opts.no_hash, opts.tail, opts.dump);
     panic_hook::begin_quiet();
 
     // Swarm parameters: derived from the seed, printed first.
@@ -152,9 +144,7 @@ pub fn run(
     let kind = opts.scheduler.unwrap_or(shape.scheduler);
     let internal = rng::generator(seed, rng::SCHEDULER_INTERNAL);
     let scheduler: Box<dyn Scheduler> = match (&opts.replay, kind) {
-        (Some(rec), _) => Box::new(ReplayScheduler::new(
-            rec.streams[Stream::Schedule as usize].clone(),
-        )),
+        (Some(rec), _) => Box::new(ReplayScheduler::new(rec.streams[Stream::Schedule as usize].clone())),
         (None, SchedulerKind::Random) => Box::new(RandomScheduler::new(internal)),
         (None, SchedulerKind::Pct { depth, steps }) => Box::new(Pct::new(internal, depth, steps)),
     };
@@ -164,9 +154,7 @@ pub fn run(
         streams[Stream::Schedule as usize].clear();
         decisions = decisions.replaying(streams);
     }
-    let guard = opts
-        .watchdog
-        .then(|| watchdog::watch(seed, replay_command(shape, seed, opts.mutant)));
+    let guard = opts.watchdog.then(|| watchdog::watch(seed, replay_command(shape, seed, opts.mutant)));
     let checks = Checks::new(shape.invariants.clone());
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed);
     let kernel = Rc::new(Kernel::new(
@@ -187,14 +175,7 @@ pub fn run(
         }
     }
     let mut header = vec![
-        format!(
-            "seed: {seed}{}",
-            if opts.replay.is_some() {
-                " (from the replayed record)"
-            } else {
-                ""
-            }
-        ),
+        format!("seed: {seed}{}", if opts.replay.is_some() { " (from the replayed record)" } else { "" }),
         format!("scenario: {}", shape.name),
         format!("mutant: {}", opts.mutant.unwrap_or("none")),
         format!("scheduler: {}", kernel.scheduler_description()),
@@ -207,7 +188,7 @@ pub fn run(
     ];
     header.extend(shape.extra_header.iter().cloned());
 
-    let world = World::new(kernel.clone(), checks.clone());
+    let world = World::new(kernel.clone(), checks.clone(), seed);
     let final_check = start(&world);
     let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);
     let injected = crate::faults::install(&kernel, shape.faults, opts.plan.as_ref(), safety_end);
@@ -217,8 +198,7 @@ pub fn run(
     let mut stop = kernel.run_until(safety_end);
     if stop != Stop::Failed {
         kernel.buggify.borrow_mut().fault_phase = false;
-        let end =
-            safety_end.saturating_add(u64::try_from(shape.liveness.as_nanos()).unwrap_or(u64::MAX));
+        let end = safety_end.saturating_add(u64::try_from(shape.liveness.as_nanos()).unwrap_or(u64::MAX));
         stop = kernel.run_until(end);
     }
     if stop != Stop::Failed {
@@ -229,23 +209,13 @@ pub fn run(
         && f.class == FailureClass::Liveness
     {
         let live = kernel.live_task_names();
-        notes.push(format!(
-            "{} tasks alive at the end: {}",
-            live.len(),
-            live.join(", ")
-        ));
+        notes.push(format!("{} tasks alive at the end: {}", live.len(), live.join(", ")));
     }
     let steps = kernel.steps();
     let end = Duration::from_nanos(kernel.now_ns());
     let recorded = kernel.decisions.borrow_mut().take_record();
     let mut plan = injected.borrow().clone();
-    plan.buggify = kernel
-        .buggify
-        .borrow()
-        .sites
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), *v))
-        .collect();
+    plan.buggify = kernel.buggify.borrow().sites.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
     kernel.shutdown();
     drop(world);
     drop(kernel);

@@ -54,10 +54,7 @@ pub struct Scenario {
 impl Scenario {
     /// How `mutant` is caught here, if the scenario lists it.
     pub fn catch_of(&self, mutant: &str) -> Option<&Catch> {
-        self.catches
-            .iter()
-            .find(|(m, _)| m == mutant)
-            .map(|(_, c)| c)
+        self.catches.iter().find(|(m, _)| m == mutant).map(|(_, c)| c)
     }
 }
 
@@ -126,26 +123,13 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let err = |span: Range<usize>, message: String| {
         let (line, column) = line_col(text, span.start);
-        ScenarioError {
-            path: path.display().to_string(),
-            line,
-            column,
-            message,
-        }
+        ScenarioError { path: path.display().to_string(), line, column, message }
     };
-    let raw: Raw = toml::from_str(text)
-        .map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
+    let raw: Raw = toml::from_str(text).map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
 
     let model = models::find(raw.model.get_ref()).ok_or_else(|| {
         let names: Vec<_> = models::all().iter().map(|m| m.spec().name).collect();
-        err(
-            raw.model.span(),
-            format!(
-                "unknown model {:?} (known: {})",
-                raw.model.get_ref(),
-                names.join(", ")
-            ),
-        )
+        err(raw.model.span(), format!("unknown model {:?} (known: {})", raw.model.get_ref(), names.join(", ")))
     })?;
     let spec = model.spec();
     let duration = parse_duration(&raw.duration).map_err(|m| err(raw.duration.span(), m))?;
@@ -220,10 +204,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             ));
         }
         if !(0.0..=1.0).contains(min.get_ref()) {
-            return Err(err(
-                min.span(),
-                "a coverage minimum is a share between 0 and 1".into(),
-            ));
+            return Err(err(min.span(), "a coverage minimum is a share between 0 and 1".into()));
         }
         coverage.push((name.get_ref().clone(), *min.get_ref()));
     }
@@ -233,11 +214,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             let known: Vec<_> = mutants::ALL.iter().map(|m| m.name).collect();
             return Err(err(
                 mutant.span(),
-                format!(
-                    "unknown mutant {:?} (known: {})",
-                    mutant.get_ref(),
-                    known.join(", ")
-                ),
+                format!("unknown mutant {:?} (known: {})", mutant.get_ref(), known.join(", ")),
             ));
         }
         let catch = if invariants.contains(how.get_ref()) {
@@ -266,10 +243,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
                 ("udp_loss", v.udp_loss, 1.0),
             ] {
                 if !(0.0..=max).contains(&rate) {
-                    return Err(err(
-                        f.span(),
-                        format!("faults.{name} = {rate} is outside 0..={max}"),
-                    ));
+                    return Err(err(f.span(), format!("faults.{name} = {rate} is outside 0..={max}")));
                 }
             }
             v
@@ -282,12 +256,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             let known: Vec<_> = spec.params.iter().map(|p| p.name).collect();
             return Err(err(
                 key.span(),
-                format!(
-                    "unknown parameter {:?} for model {} (known: {})",
-                    key.get_ref(),
-                    spec.name,
-                    known.join(", ")
-                ),
+                format!("unknown parameter {:?} for model {} (known: {})", key.get_ref(), spec.name, known.join(", ")),
             ));
         }
         values.insert(key.get_ref().clone(), *value.get_ref());
@@ -309,22 +278,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
-    humantime::parse_duration(s.get_ref()).map_err(|e| {
-        format!(
-            "invalid duration {:?}: {e} (e.g. \"120s\", \"500ms\", \"2m\")",
-            s.get_ref()
-        )
-    })
+    humantime::parse_duration(s.get_ref())
+        .map_err(|e| format!("invalid duration {:?}: {e} (e.g. \"120s\", \"500ms\", \"2m\")", s.get_ref()))
 }
 
 /// 1-based line and column of byte `offset` in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
     (line, column)
 }
 
@@ -364,10 +326,7 @@ catches = { selftest-lost-update = "no-lost-update" }
     fn accepts_a_valid_file() {
         let s = parse(Path::new("s.toml"), GOOD).expect("valid");
         assert_eq!(s.duration, Duration::from_secs(10));
-        assert_eq!(
-            s.catch_of("selftest-lost-update"),
-            Some(&Catch::Invariant("no-lost-update".into()))
-        );
+        assert_eq!(s.catch_of("selftest-lost-update"), Some(&Catch::Invariant("no-lost-update".into())));
     }
 
     #[test]
@@ -375,18 +334,9 @@ catches = { selftest-lost-update = "no-lost-update" }
         let e = error_of(&GOOD.replace("seeds = 10", "seeds = 10\nbogus = 1"));
         assert!(e.starts_with("s.toml:7:1:") && e.contains("bogus"), "{e}");
         let e = error_of(&GOOD.replace("[\"no-lost-update\"]", "[\"nope\"]"));
-        assert!(
-            e.starts_with("s.toml:7:15:") && e.contains("unknown invariant"),
-            "{e}"
-        );
-        let e = error_of(&GOOD.replace(
-            "catches = { selftest-lost-update",
-            "catches = { no-such-mutant",
-        ));
-        assert!(
-            e.starts_with("s.toml:8:13:") && e.contains("unknown mutant"),
-            "{e}"
-        );
+        assert!(e.starts_with("s.toml:7:15:") && e.contains("unknown invariant"), "{e}");
+        let e = error_of(&GOOD.replace("catches = { selftest-lost-update", "catches = { no-such-mutant"));
+        assert!(e.starts_with("s.toml:8:13:") && e.contains("unknown mutant"), "{e}");
         let e = error_of(&GOOD.replace("\"10s\"", "\"ten\""));
         assert!(e.starts_with("s.toml:4:12:"), "{e}");
         let e = error_of(&GOOD.replace("\"random\"", "\"fifo\""));

@@ -29,24 +29,16 @@ pub fn seeds() -> Vec<u64> {
         }
     }
     #[allow(clippy::disallowed_methods)]
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .map(|s| match s.trim().parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => panic!("SIM_SEEDS={s:?} is not an unsigned integer"),
-        });
+    let n = std::env::var("SIM_SEEDS").ok().map(|s| match s.trim().parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => panic!("SIM_SEEDS={s:?} is not an unsigned integer"),
+    });
     (0..n.unwrap_or(16)).collect()
 }
 
 fn fail_with(report: &RunReport, replay: &str) -> ! {
-    let f = report
-        .failure
-        .as_ref()
-        .map_or_else(|| "no failure".to_owned(), ToString::to_string);
-    let mut msg = format!(
-        "sim test failed at seed {}: {f}\nreplay: {replay}\n",
-        report.seed
-    );
+    let f = report.failure.as_ref().map_or_else(|| "no failure".to_owned(), ToString::to_string);
+    let mut msg = format!("sim test failed at seed {}: {f}\nreplay: {replay}\n", report.seed);
     for n in &report.notes {
         msg.push_str(&format!("note: {n}\n"));
     }
@@ -61,33 +53,18 @@ pub fn check_scenario(path: impl AsRef<Path>, mutant: Option<&'static str>) -> V
     let sc = scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
     let mut reports = Vec::new();
     for seed in seeds() {
-        let report = run_scenario(
-            &sc,
-            &RunOptions {
-                seed,
-                mutant,
-                watchdog: true,
-                ..RunOptions::default()
-            },
-        );
+        let report = run_scenario(&sc, &RunOptions { seed, mutant, watchdog: true, ..RunOptions::default() });
         println!(
             "seed={} hash={:016x} result={}",
             seed,
             report.hash,
-            if report.failure.is_some() {
-                "fail"
-            } else {
-                "pass"
-            }
+            if report.failure.is_some() { "fail" } else { "pass" }
         );
         if report.failure.is_some() {
             let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
             fail_with(
                 &report,
-                &format!(
-                    "warden-sim run {} --seed {seed}{m}   (or SIM_SEED={seed} cargo test)",
-                    path.display()
-                ),
+                &format!("warden-sim run {} --seed {seed}{m}   (or SIM_SEED={seed} cargo test)", path.display()),
             );
         }
         reports.push(report);
@@ -121,40 +98,29 @@ where
         duration: limit,
         liveness: Duration::ZERO,
         scheduler: SchedulerKind::Random,
-        faults: crate::faults::Faults {
-            buggify: true,
-            ..Default::default()
-        },
+        faults: crate::faults::Faults { buggify: true, ..Default::default() },
         invariants: vec!["test-body".to_owned()],
         extra_header: Vec::new(),
     };
     for seed in seeds() {
-        let report = run(
-            &shape,
-            &RunOptions {
-                seed,
-                watchdog: true,
-                ..RunOptions::default()
-            },
-            &|world| {
-                setup(world);
-                let env = world.main_env();
-                let result: Rc<RefCell<Option<Result<(), JoinError>>>> = Rc::default();
-                let (slot, handle) = (result.clone(), env.spawn(name, body(env.clone())));
-                drop(env.spawn("test-join", async move {
-                    *slot.borrow_mut() = Some(handle.await);
-                }));
-                Box::new(move |checks| match result.borrow_mut().take() {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => checks.fail_class(FailureClass::Safety, "test-body", e),
-                    None => checks.fail_class(
-                        FailureClass::Liveness,
-                        "test-body",
-                        format!("did not finish within {limit:?} of virtual time"),
-                    ),
-                })
-            },
-        );
+        let report = run(&shape, &RunOptions { seed, watchdog: true, ..RunOptions::default() }, &|world| {
+            setup(world);
+            let env = world.main_env();
+            let result: Rc<RefCell<Option<Result<(), JoinError>>>> = Rc::default();
+            let (slot, handle) = (result.clone(), env.spawn(name, body(env.clone())));
+            drop(env.spawn("test-join", async move {
+                *slot.borrow_mut() = Some(handle.await);
+            }));
+            Box::new(move |checks| match result.borrow_mut().take() {
+                Some(Ok(())) => {}
+                Some(Err(e)) => checks.fail_class(FailureClass::Safety, "test-body", e),
+                None => checks.fail_class(
+                    FailureClass::Liveness,
+                    "test-body",
+                    format!("did not finish within {limit:?} of virtual time"),
+                ),
+            })
+        });
         if report.failure.is_some() {
             fail_with(&report, &crate::run::replay_command(&shape, seed, None));
         }

@@ -26,10 +26,14 @@ impl WatchSlot {
         self.in_poll.store(true, Ordering::Relaxed);
     }
 
-    /// A poll returned; `hash` is the run hash so far.
+    /// A poll returned.
     #[inline]
-    pub fn exit_poll(&self, hash: u64) {
+    pub fn exit_poll(&self) {
         self.in_poll.store(false, Ordering::Relaxed);
+    }
+
+    /// The run hash as of a recent poll, for the report.
+    pub fn set_hash(&self, hash: u64) {
         self.hash.store(hash, Ordering::Relaxed);
     }
 }
@@ -52,10 +56,7 @@ pub fn watch(seed: u64, replay_hint: String) -> WatchGuard {
         in_poll: AtomicBool::new(false),
         hash: AtomicU64::new(0),
     });
-    SLOTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(slot.clone());
+    SLOTS.lock().unwrap_or_else(|e| e.into_inner()).push(slot.clone());
     WatchGuard(slot)
 }
 
@@ -71,10 +72,7 @@ impl WatchGuard {
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        SLOTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|s| !Arc::ptr_eq(s, &self.0));
+        SLOTS.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| !Arc::ptr_eq(s, &self.0));
     }
 }
 
@@ -82,9 +80,7 @@ fn start() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[allow(clippy::disallowed_types)] // the watchdog is an OS thread by design
-        let spawned = std::thread::Builder::new()
-            .name("warden-sim-watchdog".into())
-            .spawn(run);
+        let spawned = std::thread::Builder::new().name("warden-sim-watchdog".into()).spawn(run);
         if let Err(e) = spawned {
             eprintln!("warden-sim: cannot start the watchdog thread: {e}");
         }
@@ -129,11 +125,8 @@ fn report(slot: &WatchSlot) -> ! {
         "livelock failure: invariant no-stuck-poll failed: a single poll ran for more than {secs} s of wall time (a loop with no .await)"
     );
     println!("replay: {}", slot.replay_hint);
-    println!(
-        "seed={} hash={:016x} result=fail",
-        slot.seed,
-        slot.hash.load(Ordering::Relaxed)
-    );
+    // The hash as of the last checkpoint before the stuck poll.
+    println!("seed={} hash={:016x} result=fail", slot.seed, slot.hash.load(Ordering::Relaxed));
     #[allow(clippy::disallowed_methods)] // the stuck poll cannot be unwound: end the process
     std::process::exit(class.exit_code());
 }

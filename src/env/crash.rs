@@ -10,10 +10,7 @@
 
 /// Crash points of the simulator's own self-test programs (a journal
 /// writer), used to prove crash handling before the protocols arrive.
-pub const SELFTEST: &[&str] = &[
-    "selftest.journal.after_append",
-    "selftest.journal.after_sync",
-];
+pub const SELFTEST: &[&str] = &["selftest.journal.after_append", "selftest.journal.after_sync"];
 
 /// Every declared list, by protocol.
 pub const ALL: &[(&str, &[&str])] = &[("selftest", SELFTEST)];
@@ -31,20 +28,16 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// Parses `WARDEN_CRASH_AT`: `name` or `name:k` (k >= 1).
 pub fn parse_target(spec: &str) -> Result<(String, u64), String> {
     let (name, k) = match spec.rsplit_once(':') {
-        Some((n, k)) => (
-            n,
-            k.parse::<u64>()
-                .map_err(|_| format!("WARDEN_CRASH_AT={spec:?}: k must be a positive integer"))?,
-        ),
+        Some((n, k)) => {
+            (n, k.parse::<u64>().map_err(|_| format!("WARDEN_CRASH_AT={spec:?}: k must be a positive integer"))?)
+        }
         None => (spec, 1),
     };
     if k == 0 {
         return Err(format!("WARDEN_CRASH_AT={spec:?}: k must be at least 1"));
     }
     if !is_declared(name) {
-        return Err(format!(
-            "WARDEN_CRASH_AT={spec:?}: no crash point named {name:?}"
-        ));
+        return Err(format!("WARDEN_CRASH_AT={spec:?}: no crash point named {name:?}"));
     }
     Ok((name.to_owned(), k))
 }
@@ -68,14 +61,8 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), n, "a crash point is declared twice");
-        assert_eq!(
-            parse_target("selftest.journal.after_sync:3"),
-            Ok(("selftest.journal.after_sync".into(), 3))
-        );
-        assert_eq!(
-            parse_target("selftest.journal.after_sync"),
-            Ok(("selftest.journal.after_sync".into(), 1))
-        );
+        assert_eq!(parse_target("selftest.journal.after_sync:3"), Ok(("selftest.journal.after_sync".into(), 3)));
+        assert_eq!(parse_target("selftest.journal.after_sync"), Ok(("selftest.journal.after_sync".into(), 1)));
         assert!(parse_target("nope").is_err());
         assert!(parse_target("selftest.journal.after_sync:0").is_err());
     }

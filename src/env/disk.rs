@@ -26,25 +26,13 @@ pub trait DiskEnv: super::ProcessEnv {
     type DirLock: 'static;
 
     /// Opens `path` for reading and writing.
-    fn open(
-        &self,
-        path: &Path,
-        opts: OpenOptions,
-    ) -> impl Future<Output = io::Result<Self::File>> + 'static;
+    fn open(&self, path: &Path, opts: OpenOptions) -> impl Future<Output = io::Result<Self::File>> + 'static;
     /// Writes `buf` at the end of the file.
-    fn append<'a>(
-        &self,
-        f: &'a Self::File,
-        buf: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + 'a;
+    fn append<'a>(&self, f: &'a Self::File, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a;
     /// Reads the whole file.
     fn read_all<'a>(&self, f: &'a Self::File) -> impl Future<Output = io::Result<Vec<u8>>> + 'a;
     /// Cuts the file to `len` bytes.
-    fn truncate<'a>(
-        &self,
-        f: &'a Self::File,
-        len: u64,
-    ) -> impl Future<Output = io::Result<()>> + 'a;
+    fn truncate<'a>(&self, f: &'a Self::File, len: u64) -> impl Future<Output = io::Result<()>> + 'a;
     /// Makes the file's data durable (fsync).
     fn sync_file<'a>(&self, f: &'a Self::File) -> impl Future<Output = io::Result<()>> + 'a;
     /// Renames `from` to `to`, replacing `to` atomically.

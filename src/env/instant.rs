@@ -38,10 +38,7 @@ impl Instant {
 
     /// `self + d`, or `None` on overflow.
     pub fn checked_add(self, d: Duration) -> Option<Instant> {
-        u64::try_from(d.as_nanos())
-            .ok()
-            .and_then(|n| self.0.checked_add(n))
-            .map(Instant)
+        u64::try_from(d.as_nanos()).ok().and_then(|n| self.0.checked_add(n)).map(Instant)
     }
 }
 
@@ -64,10 +61,7 @@ impl AddAssign<Duration> for Instant {
 impl Sub<Duration> for Instant {
     type Output = Instant;
     fn sub(self, d: Duration) -> Instant {
-        Instant(
-            self.0
-                .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
+        Instant(self.0.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 }
 
@@ -88,12 +82,7 @@ impl fmt::Debug for Instant {
 /// Seconds since boot with nanosecond precision, e.g. `12.000345678s`.
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:09}s",
-            self.0 / 1_000_000_000,
-            self.0 % 1_000_000_000
-        )
+        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
     }
 }
 
@@ -105,15 +94,9 @@ mod tests {
     fn arithmetic_saturates_instead_of_wrapping() {
         let t = Instant::from_nanos(5);
         assert_eq!(t - Duration::from_nanos(10), Instant::BOOT);
-        assert_eq!(
-            Instant::from_nanos(u64::MAX - 1) + Duration::from_secs(1),
-            Instant(u64::MAX)
-        );
+        assert_eq!(Instant::from_nanos(u64::MAX - 1) + Duration::from_secs(1), Instant(u64::MAX));
         assert_eq!(Instant::BOOT - t, Duration::ZERO);
         assert_eq!(t.checked_duration_since(Instant::from_nanos(6)), None);
-        assert_eq!(
-            format!("{}", Instant::from_nanos(1_000_000_123)),
-            "1.000000123s"
-        );
+        assert_eq!(format!("{}", Instant::from_nanos(1_000_000_123)), "1.000000123s");
     }
 }

@@ -25,7 +25,7 @@ pub use disk::{DiskEnv, OpenOptions};
 pub use instant::Instant;
 pub use net::{Addr, NetEnv};
 pub use process::{ExitStatus, Pid, ProcessEnv, ProcessSpec, Signal};
-pub use task::{JoinError, JoinHandle, panic_message};
+pub use task::{AbortHandle, JoinError, JoinHandle, panic_message};
 pub use tokio_util::sync::CancellationToken;
 
 /// A future spawned onto an [`Env`]: local (not `Send`), owned, returns nothing.
@@ -88,11 +88,7 @@ pub trait Env: Clone + 'static + ProcessEnv + NetEnv + DiskEnv {
     ///
     /// `fut` is polled before the timer, so a future that is ready at the
     /// deadline wins.
-    fn timeout<F: Future>(
-        &self,
-        d: Duration,
-        fut: F,
-    ) -> impl Future<Output = Result<F::Output, Elapsed>> {
+    fn timeout<F: Future>(&self, d: Duration, fut: F) -> impl Future<Output = Result<F::Output, Elapsed>> {
         let sleep = self.sleep(d);
         async move {
             let fut = std::pin::pin!(fut);

@@ -66,11 +66,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), super::ALL.len(), "duplicate mutant name");
         for n in names {
-            assert!(
-                n.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-                "{n}"
-            );
+            assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{n}");
         }
     }
 }

@@ -40,26 +40,15 @@ pub trait NetEnv: super::ProcessEnv {
     /// Listens on `addr` (a Unix path must not exist yet).
     fn listen(&self, addr: &Addr) -> io::Result<Self::Listener>;
     /// Accepts the next connection.
-    fn accept<'a>(
-        &self,
-        l: &'a Self::Listener,
-    ) -> impl Future<Output = io::Result<Self::Stream>> + 'a;
+    fn accept<'a>(&self, l: &'a Self::Listener) -> impl Future<Output = io::Result<Self::Stream>> + 'a;
     /// Connects to `addr`: `ConnectionRefused` when nothing listens there.
     fn connect(&self, addr: &Addr) -> impl Future<Output = io::Result<Self::Stream>> + 'static;
     /// A connected pair of Unix streams.
     fn socketpair(&self) -> io::Result<(Self::Stream, Self::Stream)>;
     /// Reads some bytes; 0 means the peer closed its side.
-    fn read<'a>(
-        &self,
-        s: &'a Self::Stream,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + 'a;
+    fn read<'a>(&self, s: &'a Self::Stream, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a;
     /// Writes every byte (`BrokenPipe` once the peer is gone).
-    fn write_all<'a>(
-        &self,
-        s: &'a Self::Stream,
-        buf: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + 'a;
+    fn write_all<'a>(&self, s: &'a Self::Stream, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a;
     /// Writes `buf` with `fds` attached (Unix streams only, SCM_RIGHTS).
     fn send_with_fds<'a>(
         &self,

@@ -44,17 +44,9 @@ impl Signal {
 
     /// The signal with Linux number `n`.
     pub fn from_number(n: i32) -> Option<Signal> {
-        [
-            Signal::Hup,
-            Signal::Int,
-            Signal::Kill,
-            Signal::Usr1,
-            Signal::Term,
-            Signal::Cont,
-            Signal::Stop,
-        ]
-        .into_iter()
-        .find(|s| s.number() == n)
+        [Signal::Hup, Signal::Int, Signal::Kill, Signal::Usr1, Signal::Term, Signal::Cont, Signal::Stop]
+            .into_iter()
+            .find(|s| s.number() == n)
     }
 
     /// Whether a process may install a handler for it.
@@ -120,12 +112,7 @@ pub struct ProcessSpec<Fd> {
 impl<Fd> ProcessSpec<Fd> {
     /// A program with no arguments, variables or fds.
     pub fn new(program: impl Into<String>) -> Self {
-        ProcessSpec {
-            program: program.into(),
-            args: Vec::new(),
-            vars: Vec::new(),
-            fds: Vec::new(),
-        }
+        ProcessSpec { program: program.into(), args: Vec::new(), vars: Vec::new(), fds: Vec::new() }
     }
 
     /// Adds an argument.

@@ -2,14 +2,15 @@
 //! its result, its panic or its abortion reaches the handle the same way on
 //! tokio and in the simulator.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use futures::FutureExt;
 use futures::channel::oneshot;
-use futures::future::{AbortHandle, Abortable};
 
 use super::{Env, LocalTask};
 
@@ -56,6 +57,56 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+/// Aborts a spawned task: single-threaded, so a flag and the task's waker
+/// (no atomics: this sits on every poll of every task).
+#[derive(Clone, Default)]
+pub struct AbortHandle(Rc<AbortState>);
+
+#[derive(Default)]
+struct AbortState {
+    aborted: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl AbortHandle {
+    /// Stops the task at its next suspension point.
+    pub fn abort(&self) {
+        self.0.aborted.set(true);
+        if let Some(w) = self.0.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Whether [`AbortHandle::abort`] was called.
+    pub fn is_aborted(&self) -> bool {
+        self.0.aborted.get()
+    }
+}
+
+/// `fut`, unless aborted first.
+struct Abortable<F> {
+    fut: Pin<Box<F>>,
+    state: Rc<AbortState>,
+}
+
+impl<F: Future> Future for Abortable<F> {
+    type Output = Option<F::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.state.aborted.get() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(v) = self.fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        let mut w = self.state.waker.borrow_mut();
+        match &mut *w {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
 /// Text of a panic payload (`&str` or `String`), or a placeholder.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -74,15 +125,13 @@ where
     F::Output: 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let (abort, registration) = AbortHandle::new_pair();
+    let abort = AbortHandle::default();
+    let abortable = Abortable { fut: Box::pin(fut), state: abort.0.clone() };
     let name = name.to_owned();
     let task = async move {
-        let out = match AssertUnwindSafe(Abortable::new(fut, registration))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(futures::future::Aborted)) => Err(JoinError::Cancelled),
+        let out = match AssertUnwindSafe(abortable).catch_unwind().await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(JoinError::Cancelled),
             Err(payload) => Err(JoinError::Panicked(panic_message(&*payload))),
         };
         if let Err(Err(JoinError::Panicked(message))) = tx.send(out) {

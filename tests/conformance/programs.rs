@@ -7,15 +7,8 @@ use std::time::Duration;
 use warden::env::{Env, Signal};
 
 /// Every program name.
-pub const NAMES: &[&str] = &[
-    "exit-with",
-    "sleep-forever",
-    "term-handler",
-    "ticker",
-    "accept-echo",
-    "lock-holder",
-    "count-fds",
-];
+pub const NAMES: &[&str] =
+    &["exit-with", "sleep-forever", "term-handler", "ticker", "accept-echo", "lock-holder", "count-fds"];
 
 /// Exit code of a program that was misused (missing fd or argument).
 pub const MISUSED: i32 = 70;
@@ -47,10 +40,7 @@ pub async fn run<E: Env>(name: String, env: E, args: Vec<String>) -> i32 {
             }
         }
         "ticker" => {
-            let Some(s) = env
-                .inherited_fd(3)
-                .and_then(|fd| env.fd_into_stream(fd).ok())
-            else {
+            let Some(s) = env.inherited_fd(3).and_then(|fd| env.fd_into_stream(fd).ok()) else {
                 return MISUSED;
             };
             loop {
@@ -61,10 +51,7 @@ pub async fn run<E: Env>(name: String, env: E, args: Vec<String>) -> i32 {
             }
         }
         "accept-echo" => {
-            let Some(l) = env
-                .inherited_fd(3)
-                .and_then(|fd| env.fd_into_listener(fd).ok())
-            else {
+            let Some(l) = env.inherited_fd(3).and_then(|fd| env.fd_into_listener(fd).ok()) else {
                 return MISUSED;
             };
             let Ok(s) = env.accept(&l).await else {

@@ -22,7 +22,7 @@ use crate::sched::Scheduler;
 use crate::trace;
 use crate::watchdog::WatchSlot;
 
-pub use timers::{Due, TimerKey, Timers};
+pub use timers::{Due, Fired, TimerKey, Timers};
 pub use waker::TaskId;
 
 /// A task re-polled this many times in a row only because it woke itself
@@ -67,6 +67,39 @@ pub fn task_key(id: TaskId) -> u64 {
     id & 0xffff_ffff_ffff
 }
 
+/// A set of process ids as a bit per id: ids are small and dense, and the
+/// executor asks on every poll.
+#[derive(Debug, Default)]
+pub struct ProcFlags(Vec<u64>);
+
+impl ProcFlags {
+    /// Whether `id` is in the set.
+    #[inline]
+    pub fn contains(&self, id: u32) -> bool {
+        self.0.get((id / 64) as usize).is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    /// Adds `id`; whether it was new.
+    pub fn insert(&mut self, id: u32) -> bool {
+        let i = (id / 64) as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, 0);
+        }
+        let was = self.0[i] & (1 << (id % 64)) != 0;
+        self.0[i] |= 1 << (id % 64);
+        !was
+    }
+
+    /// Removes `id`; whether it was there.
+    pub fn remove(&mut self, id: u32) -> bool {
+        let was = self.contains(id);
+        if was {
+            self.0[(id / 64) as usize] &= !(1 << (id % 64));
+        }
+        was
+    }
+}
+
 /// Why [`Kernel::run_until`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -98,7 +131,8 @@ pub struct Kernel {
     tasks: RefCell<Tasks>,
     scheduler: RefCell<Box<dyn Scheduler>>,
     pub(crate) decisions: RefCell<Decisions>,
-    procs: RefCell<BTreeMap<u32, ProcStats>>,
+    /// Counters by process id (ids are small and dense).
+    procs: RefCell<Vec<ProcStats>>,
     pub(crate) buggify: RefCell<Buggify>,
     pub(crate) mutant: Option<&'static str>,
     pub(crate) checks: Checks,
@@ -110,11 +144,15 @@ pub struct Kernel {
     woken: RefCell<Vec<TaskId>>,
     /// Processes that ended: their tasks are discarded, their Env calls do
     /// nothing.
-    dead: RefCell<std::collections::BTreeSet<u32>>,
+    dead: RefCell<ProcFlags>,
     /// Processes paused by SIGSTOP: their woken tasks wait in `parked`.
-    stopped: RefCell<std::collections::BTreeSet<u32>>,
+    stopped: RefCell<ProcFlags>,
     parked: RefCell<Vec<TaskId>>,
     current: Cell<TaskId>,
+    cost_bits: Cell<(u64, u8)>,
+    /// How many processes are stopped (the wake path skips the check at 0).
+    stopped_count: Cell<u32>,
+    actions: RefCell<Vec<Fired>>,
     /// The simulated world: hosts, processes, sockets, disks.
     pub(crate) world: RefCell<crate::world::WorldState>,
 }
@@ -151,6 +189,9 @@ impl Kernel {
             stopped: RefCell::default(),
             parked: RefCell::default(),
             current: Cell::new(waker::NO_TASK),
+            cost_bits: Cell::new((0, 0)),
+            stopped_count: Cell::new(0),
+            actions: RefCell::default(),
             world: RefCell::default(),
         }
     }
@@ -183,15 +224,18 @@ impl Kernel {
 
     /// Runs `action` at virtual time `at_ns` (or at once if that passed).
     pub fn schedule(&self, at_ns: u64, action: Box<dyn FnOnce()>) -> TimerKey {
-        self.timers
-            .borrow_mut()
-            .insert_due(at_ns.max(self.now.get()), Due::Act(action))
+        self.timers.borrow_mut().insert_due(at_ns.max(self.now.get()), Due::Act(action))
+    }
+
+    /// Delivers datagram `slot` at `at_ns`.
+    pub fn schedule_datagram(&self, at_ns: u64, slot: u32) {
+        self.timers.borrow_mut().insert_due(at_ns.max(self.now.get()), Due::Datagram(slot));
     }
 
     /// Whether process `proc` has ended.
     #[inline]
     pub fn is_dead(&self, proc: u32) -> bool {
-        self.dead.borrow().contains(&proc)
+        self.dead.borrow().contains(proc)
     }
 
     /// Ends process `proc`'s tasks: each is discarded (the one being
@@ -201,7 +245,9 @@ impl Kernel {
         if !self.dead.borrow_mut().insert(proc) {
             return;
         }
-        self.stopped.borrow_mut().remove(&proc);
+        if self.stopped.borrow_mut().remove(proc) {
+            self.stopped_count.set(self.stopped_count.get() - 1);
+        }
         let current = self.current.get();
         let futs: Vec<LocalTask> = {
             let mut tasks = self.tasks.borrow_mut();
@@ -212,8 +258,7 @@ impl Kernel {
                 if !owned {
                     continue;
                 }
-                let id =
-                    (u64::from(self.epoch) << 48) | (u64::from(slot.generation) << 32) | i as u64;
+                let id = (u64::from(self.epoch) << 48) | (u64::from(slot.generation) << 32) | i as u64;
                 if id == current {
                     continue; // discarded after its poll
                 }
@@ -228,18 +273,13 @@ impl Kernel {
                 .ready
                 .iter()
                 .copied()
-                .filter(|id| {
-                    slots
-                        .get((id & 0xffff_ffff) as usize)
-                        .is_some_and(|s| s.entry.is_some())
-                })
+                .filter(|id| slots.get((id & 0xffff_ffff) as usize).is_some_and(|s| s.entry.is_some()))
                 .collect();
             tasks.ready = keep;
             out
         };
-        if let Some(stats) = self.procs.borrow_mut().get_mut(&proc) {
-            stats.live_tasks =
-                u32::from(current != waker::NO_TASK && self.task_proc(current) == Some(proc));
+        if let Some(stats) = self.procs.borrow_mut().get_mut(proc as usize) {
+            stats.live_tasks = u32::from(current != waker::NO_TASK && self.task_proc(current) == Some(proc));
         }
         // Destructors run with the process already dead: their Env calls
         // do nothing, as SIGKILL runs no destructors.
@@ -254,7 +294,9 @@ impl Kernel {
     /// Pauses (`true`) or resumes process `proc`'s tasks.
     pub fn set_stopped(&self, proc: u32, stopped: bool) {
         if stopped {
-            self.stopped.borrow_mut().insert(proc);
+            if self.stopped.borrow_mut().insert(proc) {
+                self.stopped_count.set(self.stopped_count.get() + 1);
+            }
             let mut tasks = self.tasks.borrow_mut();
             let ready = std::mem::take(&mut tasks.ready);
             let mut parked = self.parked.borrow_mut();
@@ -265,7 +307,8 @@ impl Kernel {
                     tasks.ready.push(id);
                 }
             }
-        } else if self.stopped.borrow_mut().remove(&proc) {
+        } else if self.stopped.borrow_mut().remove(proc) {
+            self.stopped_count.set(self.stopped_count.get() - 1);
             let mut tasks = self.tasks.borrow_mut();
             let parked = std::mem::take(&mut *self.parked.borrow_mut());
             let mut still = Vec::new();
@@ -290,7 +333,15 @@ impl Kernel {
 
     /// Counters of process `pid`.
     pub fn proc_stats(&self, pid: u32) -> ProcStats {
-        self.procs.borrow().get(&pid).cloned().unwrap_or_default()
+        self.procs.borrow().get(pid as usize).cloned().unwrap_or_default()
+    }
+
+    fn stats_mut(&self, pid: u32, f: impl FnOnce(&mut ProcStats)) {
+        let mut procs = self.procs.borrow_mut();
+        if procs.len() <= pid as usize {
+            procs.resize_with(pid as usize + 1, ProcStats::default);
+        }
+        f(&mut procs[pid as usize]);
     }
 
     /// Spawns `fut` as a task of process `pid`.
@@ -300,10 +351,7 @@ impl Kernel {
             let index = match tasks.free.pop() {
                 Some(i) => i,
                 None => {
-                    tasks.slots.push(Slot {
-                        generation: 0,
-                        entry: None,
-                    });
+                    tasks.slots.push(Slot { generation: 0, entry: None });
                     u32::try_from(tasks.slots.len() - 1).expect("too many tasks")
                 }
             };
@@ -317,17 +365,13 @@ impl Kernel {
                 woken_by_other: true,
                 streak: 0,
             });
-            let id = (u64::from(self.epoch) << 48)
-                | (u64::from(slot.generation) << 32)
-                | u64::from(index);
+            let id = (u64::from(self.epoch) << 48) | (u64::from(slot.generation) << 32) | u64::from(index);
             tasks.ready.push(id);
             id
         };
-        self.procs.borrow_mut().entry(pid).or_default().live_tasks += 1;
+        self.stats_mut(pid, |s| s.live_tasks += 1);
         self.scheduler.borrow_mut().on_spawn(id);
-        trace::sim_event(1, task_key(id), u64::from(pid), || {
-            format!("spawn {name:?}")
-        });
+        trace::sim_event(1, task_key(id), u64::from(pid), || format!("spawn {name:?}"));
         id
     }
 
@@ -361,7 +405,7 @@ impl Kernel {
             }
             if !e.queued {
                 e.queued = true;
-                if self.stopped.borrow().contains(&e.pid) {
+                if self.stopped_count.get() > 0 && self.stopped.borrow().contains(e.pid) {
                     self.parked.borrow_mut().push(id);
                 } else {
                     tasks.ready.push(id);
@@ -381,7 +425,8 @@ impl Kernel {
             if self.tasks.borrow().ready.is_empty() {
                 let next = self.timers.borrow_mut().next_deadline();
                 match next {
-                    Some(t) if t <= limit_ns => {
+                    // An event at the limit belongs to the next phase.
+                    Some(t) if t < limit_ns => {
                         if t > self.now.get() {
                             self.now.set(t);
                         }
@@ -401,10 +446,7 @@ impl Kernel {
             let id = self.pick();
             self.poll(id);
             self.collect_wakes(Some(id));
-            let cost = below(
-                self.decisions.borrow_mut().draw(Stream::PollCost),
-                self.poll_cost_max_ns + 1,
-            );
+            let cost = self.poll_cost();
             self.now.set(self.now.get() + cost);
             self.fire_timers();
         }
@@ -412,20 +454,34 @@ impl Kernel {
 
     /// Fires due timers and runs due actions, then collects the wakes.
     fn fire_timers(&self) {
-        let mut actions = Vec::new();
-        let fired = self
-            .timers
-            .borrow_mut()
-            .fire_due(self.now.get(), &mut actions);
+        let mut actions = std::mem::take(&mut *self.actions.borrow_mut());
+        let fired = self.timers.borrow_mut().fire_due(self.now.get(), &mut actions);
         if !actions.is_empty() {
             trace::set_context(self.now.get(), 0, 0);
         }
-        for action in actions {
-            action();
+        for action in actions.drain(..) {
+            match action {
+                Fired::Act(a) => a(),
+                Fired::Datagram(slot) => crate::world::deliver_datagram(self, slot),
+            }
         }
+        *self.actions.borrow_mut() = actions;
         if fired > 0 {
             self.collect_wakes(None);
         }
+    }
+
+    /// The virtual time a poll costs: 16 random bits per poll, four polls
+    /// per draw of the poll-cost stream.
+    #[inline]
+    fn poll_cost(&self) -> u64 {
+        let (mut bits, mut left) = self.cost_bits.get();
+        if left == 0 {
+            bits = self.decisions.borrow_mut().draw(Stream::PollCost);
+            left = 4;
+        }
+        self.cost_bits.set((bits >> 16, left - 1));
+        ((bits & 0xffff) * (self.poll_cost_max_ns + 1)) >> 16
     }
 
     fn pick(&self) -> TaskId {
@@ -435,9 +491,7 @@ impl Kernel {
         let i = self.scheduler.borrow_mut().pick(&tasks.ready, step);
         let id = tasks.ready.swap_remove(i);
         drop(tasks);
-        self.decisions
-            .borrow_mut()
-            .note(Stream::Schedule, task_key(id));
+        self.decisions.borrow_mut().note(Stream::Schedule, task_key(id));
         id
     }
 
@@ -461,8 +515,7 @@ impl Kernel {
                     e.name, e.pid, e.streak
                 );
                 drop(tasks);
-                self.checks
-                    .fail_class(FailureClass::Livelock, "no-busy-loop", msg);
+                self.checks.fail_class(FailureClass::Livelock, "no-busy-loop", msg);
                 return;
             }
             let Some(fut) = e.fut.take() else { return };
@@ -470,7 +523,10 @@ impl Kernel {
         };
         {
             let mut procs = self.procs.borrow_mut();
-            let stats = procs.entry(pid).or_default();
+            if procs.len() <= pid as usize {
+                procs.resize_with(pid as usize + 1, ProcStats::default);
+            }
+            let stats = &mut procs[pid as usize];
             let sec = (now / 1_000_000_000) as usize;
             if stats.polls_by_second.len() <= sec {
                 stats.polls_by_second.resize(sec + 1, 0);
@@ -489,7 +545,11 @@ impl Kernel {
         }
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
         if let Some(w) = &self.watch {
-            w.exit_poll(trace::current_hash());
+            w.exit_poll();
+            if self.polls.get() % 1024 == 0 {
+                // The watchdog's report names the hash as of a recent poll.
+                w.set_hash(trace::current_hash());
+            }
         }
         waker::set_running(waker::NO_TASK);
         self.current.set(waker::NO_TASK);
@@ -510,11 +570,7 @@ impl Kernel {
             Err(payload) => {
                 let msg = warden::env::panic_message(&*payload);
                 self.finish(id, pid, fut);
-                self.checks.fail_class(
-                    FailureClass::Crash,
-                    "no-panic",
-                    format!("task panicked: {msg}"),
-                );
+                self.checks.fail_class(FailureClass::Crash, "no-panic", format!("task panicked: {msg}"));
             }
         }
     }
@@ -528,7 +584,7 @@ impl Kernel {
                 tasks.free.push(index);
             }
         }
-        if let Some(stats) = self.procs.borrow_mut().get_mut(&pid) {
+        if let Some(stats) = self.procs.borrow_mut().get_mut(pid as usize) {
             stats.live_tasks = stats.live_tasks.saturating_sub(1);
         }
         // Destructors may spawn, wake or trace: no borrow is held here.
@@ -541,11 +597,7 @@ impl Kernel {
         let futs: Vec<LocalTask> = {
             let mut tasks = self.tasks.borrow_mut();
             tasks.ready.clear();
-            tasks
-                .slots
-                .iter_mut()
-                .filter_map(|s| s.entry.take().and_then(|e| e.fut))
-                .collect()
+            tasks.slots.iter_mut().filter_map(|s| s.entry.take().and_then(|e| e.fut)).collect()
         };
         drop(futs);
         self.tasks.borrow_mut().slots.clear();
@@ -586,9 +638,7 @@ impl Kernel {
                     None => below(self.decisions.borrow_mut().draw(Stream::Faults), 4) == 0,
                 };
                 b.sites.insert(site, e);
-                trace::sim_event(3, u64::from(e), 0, || {
-                    format!("buggify site {site} enabled={e}")
-                });
+                trace::sim_event(3, u64::from(e), 0, || format!("buggify site {site} enabled={e}"));
                 e
             }
         };
@@ -598,15 +648,7 @@ impl Kernel {
     /// Names of tasks still alive, for liveness reports.
     pub fn live_task_names(&self) -> Vec<String> {
         let tasks = self.tasks.borrow();
-        tasks
-            .slots
-            .iter()
-            .filter_map(|s| {
-                s.entry
-                    .as_ref()
-                    .map(|e| format!("{} (pid {})", e.name, e.pid))
-            })
-            .collect()
+        tasks.slots.iter().filter_map(|s| s.entry.as_ref().map(|e| format!("{} (pid {})", e.name, e.pid))).collect()
     }
 
     /// Live timers.

@@ -25,6 +25,17 @@ pub enum Due {
     Wake(Waker),
     /// Runs a simulator action.
     Act(Box<dyn FnOnce()>),
+    /// Delivers the datagram in flight in this slot (no allocation per
+    /// datagram: the benchmark's hot path).
+    Datagram(u32),
+}
+
+/// A due timer's work that runs once the timers are no longer borrowed.
+pub enum Fired {
+    /// A simulator action.
+    Act(Box<dyn FnOnce()>),
+    /// A datagram arriving.
+    Datagram(u32),
 }
 
 /// Pending timers of one run.
@@ -57,9 +68,7 @@ impl Timers {
             }
         };
         assert!(u128::from(slot) <= SLOT_MASK, "more than 2^24 live timers");
-        let key = (u128::from(deadline_ns) << 64)
-            | (u128::from(seq & SEQ_MASK) << SLOT_BITS)
-            | u128::from(slot);
+        let key = (u128::from(deadline_ns) << 64) | (u128::from(seq & SEQ_MASK) << SLOT_BITS) | u128::from(slot);
         self.heap.push(Reverse(key));
         TimerKey { slot, seq }
     }
@@ -104,7 +113,7 @@ impl Timers {
     /// Wakes every timer due at or before `now_ns` and moves due actions
     /// into `actions` (to run once the timers are no longer borrowed);
     /// returns how many fired.
-    pub fn fire_due(&mut self, now_ns: u64, actions: &mut Vec<Box<dyn FnOnce()>>) -> usize {
+    pub fn fire_due(&mut self, now_ns: u64, actions: &mut Vec<Fired>) -> usize {
         let mut fired = 0;
         while let Some(Reverse(key)) = self.heap.peek().copied() {
             if (key >> 64) as u64 > now_ns {
@@ -117,7 +126,8 @@ impl Timers {
                     self.free.push(slot);
                     match due {
                         Due::Wake(w) => w.wake(),
-                        Due::Act(a) => actions.push(a),
+                        Due::Act(a) => actions.push(Fired::Act(a)),
+                        Due::Datagram(d) => actions.push(Fired::Datagram(d)),
                     }
                     fired += 1;
                 }

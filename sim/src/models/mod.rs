@@ -2,6 +2,7 @@
 //! run inside simulated processes and checks the invariants it declares.
 //! Only the workload, simulated peers and the checkers are model code.
 
+mod bench_heartbeat;
 mod selftest_busy_loop;
 mod selftest_durable_write;
 mod selftest_journal;
@@ -66,6 +67,7 @@ pub fn all() -> &'static [&'static dyn Model] {
         &selftest_journal::Journal,
         &selftest_pid_reuse::PidReuse,
         &selftest_listener_handoff::ListenerHandoff,
+        &bench_heartbeat::Heartbeat,
     ]
 }
 
@@ -81,12 +83,7 @@ pub struct Params(BTreeMap<&'static str, i64>);
 impl Params {
     /// The model's defaults overridden by `values` (already validated).
     pub fn new(spec: &ModelSpec, values: &BTreeMap<String, i64>) -> Self {
-        Params(
-            spec.params
-                .iter()
-                .map(|p| (p.name, values.get(p.name).copied().unwrap_or(p.default)))
-                .collect(),
-        )
+        Params(spec.params.iter().map(|p| (p.name, values.get(p.name).copied().unwrap_or(p.default))).collect())
     }
 
     /// The value of a declared parameter.
@@ -113,31 +110,32 @@ pub struct World {
     pub(crate) kernel: Rc<Kernel>,
     pub(crate) checks: Checks,
     pub(crate) main_proc: u32,
+    pub(crate) seed: u64,
 }
 
 impl World {
-    /// Sets up host `h0` with the model's own process.
-    pub(crate) fn new(kernel: Rc<Kernel>, checks: Checks) -> World {
-        kernel.world.borrow_mut().add_host("h0", 0);
+    /// Sets up host 0 ("model") with the model's own process.
+    pub(crate) fn new(kernel: Rc<Kernel>, checks: Checks, seed: u64) -> World {
+        kernel.world.borrow_mut().add_host("model", 0);
         let main_proc = crate::world::bare_process(&kernel, 0, "model");
-        World {
-            kernel,
-            checks,
-            main_proc,
-        }
+        World { kernel, checks, main_proc, seed }
     }
 
-    /// The environment of the model's own process on host `h0`.
+    /// The run's seed, for workloads defined in terms of it (the benchmark's
+    /// crash schedule); everything else draws from `env.random_u64()`.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The environment of the model's own process on host 0.
     pub fn main_env(&self) -> SimEnv {
         SimEnv::new(self.kernel.clone(), self.main_proc, 0, 0)
     }
 
-    /// Adds a host (up from now on); returns its index. `h0` is index 0.
+    /// Adds a host (up from now on); returns its index (the model's own
+    /// host is index 0, so the first added host is 1).
     pub fn add_host(&self, name: &str) -> u32 {
-        self.kernel
-            .world
-            .borrow_mut()
-            .add_host(name, self.kernel.now_ns())
+        self.kernel.world.borrow_mut().add_host(name, self.kernel.now_ns())
     }
 
     /// The address of host `host`.
@@ -152,11 +150,7 @@ impl World {
         Fut: std::future::Future<Output = i32> + 'static,
     {
         let p: crate::world::Program = Rc::new(move |env, args| Box::pin(program(env, args)));
-        self.kernel
-            .world
-            .borrow_mut()
-            .programs
-            .insert(name.to_owned(), p);
+        self.kernel.world.borrow_mut().programs.insert(name.to_owned(), p);
     }
 
     /// Starts a registered program on `host` (no parent); returns the
@@ -167,29 +161,16 @@ impl World {
 
     /// Makes host init start `program` at every boot (now too, if the host
     /// is up), restarting it whenever it exits when `restart` is set.
-    pub fn add_init(
-        &self,
-        host: u32,
-        program: &str,
-        args: Vec<String>,
-        restart: bool,
-    ) -> std::io::Result<u32> {
+    pub fn add_init(&self, host: u32, program: &str, args: Vec<String>, restart: bool) -> std::io::Result<u32> {
         let entry = {
             let mut w = self.kernel.world.borrow_mut();
             let h = &mut w.hosts[host as usize];
-            h.init.push(crate::world::InitEntry {
-                program: program.to_owned(),
-                args: args.clone(),
-                restart,
-            });
+            h.init.push(crate::world::InitEntry { program: program.to_owned(), args: args.clone(), restart });
             h.init.len() - 1
         };
         crate::world::start_process(
             &self.kernel,
-            crate::world::Launch {
-                init_entry: Some(entry),
-                ..crate::world::Launch::new(host, program, args)
-            },
+            crate::world::Launch { init_entry: Some(entry), ..crate::world::Launch::new(host, program, args) },
         )
     }
 
@@ -268,9 +249,6 @@ pub struct Probe(std::rc::Weak<Kernel>);
 impl Probe {
     /// Counters of process `pid` (empty once the run is over).
     pub fn stats(&self, pid: u32) -> ProcStats {
-        self.0
-            .upgrade()
-            .map(|k| k.proc_stats(pid))
-            .unwrap_or_default()
+        self.0.upgrade().map(|k| k.proc_stats(pid)).unwrap_or_default()
     }
 }

@@ -23,21 +23,10 @@ static SPEC: ModelSpec = ModelSpec {
     name: "selftest.busy-loop",
     about: "a consumer waiting for a producer's notifications",
     invariants: &["all-events-consumed", "idle-without-polling"],
-    coverage: &[(
-        "consumer-waited",
-        "a notification the consumer was already waiting for",
-    )],
+    coverage: &[("consumer-waited", "a notification the consumer was already waiting for")],
     params: &[
-        Param {
-            name: "events",
-            default: 5,
-            about: "notifications sent",
-        },
-        Param {
-            name: "spin_without_await",
-            default: 0,
-            about: "1: the mutant spins with no .await at all",
-        },
+        Param { name: "events", default: 5, about: "notifications sent" },
+        Param { name: "spin_without_await", default: 0, about: "1: the mutant spins with no .await at all" },
     ],
 };
 
@@ -57,13 +46,8 @@ impl Model for BusyLoop {
         let waiting = Rc::new(Cell::new(false));
         let notify = Rc::new(tokio::sync::Notify::new());
 
-        let (env_p, pending_p, notify_p, waiting_p, checks_p) = (
-            env.clone(),
-            pending.clone(),
-            notify.clone(),
-            waiting.clone(),
-            checks.clone(),
-        );
+        let (env_p, pending_p, notify_p, waiting_p, checks_p) =
+            (env.clone(), pending.clone(), notify.clone(), waiting.clone(), checks.clone());
         drop(env.spawn("producer", async move {
             for _ in 0..events {
                 env_p.sleep(Duration::from_secs(1)).await;
@@ -97,19 +81,16 @@ impl Model for BusyLoop {
         }));
         Box::new(move |checks| {
             if consumed.get() != events {
-                checks.pending(
-                    "all-events-consumed",
-                    format!("{} of {events} events consumed", consumed.get()),
-                );
+                checks.pending("all-events-consumed", format!("{} of {events} events consumed", consumed.get()));
             }
             let stats = probe.stats(1);
-            if let Some((sec, polls)) = stats
-                .polls_by_second
-                .iter()
-                .enumerate()
-                .find(|(_, p)| **p > IDLE_POLLS_PER_SECOND_MAX)
+            if let Some((sec, polls)) =
+                stats.polls_by_second.iter().enumerate().find(|(_, p)| **p > IDLE_POLLS_PER_SECOND_MAX)
             {
-                checks.fail("idle-without-polling", format!("{polls} polls in virtual second {sec} (at most {IDLE_POLLS_PER_SECOND_MAX} while idle)"));
+                checks.fail(
+                    "idle-without-polling",
+                    format!("{polls} polls in virtual second {sec} (at most {IDLE_POLLS_PER_SECOND_MAX} while idle)"),
+                );
             }
         })
     }

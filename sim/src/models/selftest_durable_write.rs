@@ -22,15 +22,8 @@ static SPEC: ModelSpec = ModelSpec {
     name: "selftest.durable-write",
     about: "atomic file replacement acknowledged as durable, under host crashes",
     invariants: &["acknowledged-write-survives", "writer-makes-progress"],
-    coverage: &[(
-        "crash-after-ack",
-        "a boot after a crash that followed at least one acknowledged write",
-    )],
-    params: &[Param {
-        name: "pause_ms_max",
-        default: 50,
-        about: "longest pause between writes",
-    }],
+    coverage: &[("crash-after-ack", "a boot after a crash that followed at least one acknowledged write")],
+    params: &[Param { name: "pause_ms_max", default: 50, about: "longest pause between writes" }],
 };
 
 struct Shared {
@@ -42,9 +35,7 @@ async fn read_value(env: &SimEnv, path: &Path) -> std::io::Result<Option<u64>> {
     match env.open(path, OpenOptions::default()).await {
         Ok(f) => {
             let bytes = env.read_all(&f).await?;
-            Ok(std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.parse().ok()))
+            Ok(std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -52,20 +43,8 @@ async fn read_value(env: &SimEnv, path: &Path) -> std::io::Result<Option<u64>> {
 }
 
 async fn write_durably(env: &SimEnv, value: u64) -> std::io::Result<()> {
-    let (dir, tmp, cur) = (
-        Path::new("/data"),
-        Path::new("/data/tmp"),
-        Path::new("/data/current"),
-    );
-    let f = env
-        .open(
-            tmp,
-            OpenOptions {
-                create: true,
-                truncate: true,
-            },
-        )
-        .await?;
+    let (dir, tmp, cur) = (Path::new("/data"), Path::new("/data/tmp"), Path::new("/data/current"));
+    let f = env.open(tmp, OpenOptions { create: true, truncate: true }).await?;
     env.append(&f, value.to_string().as_bytes()).await?;
     env.sync_file(&f).await?;
     env.rename(tmp, cur).await?;
@@ -81,10 +60,7 @@ impl Model for DurableWrite {
     }
 
     fn start(&self, world: &World, params: &Params) -> FinalCheck {
-        let shared = Rc::new(Shared {
-            acked: Cell::new(None),
-            writes: Cell::new(0),
-        });
+        let shared = Rc::new(Shared { acked: Cell::new(None), writes: Cell::new(0) });
         let pause_max = Duration::from_millis(params.count("pause_ms_max"));
         let h1 = world.add_host("h1");
         let (s, checks) = (shared.clone(), world.checks());
@@ -126,10 +102,7 @@ impl Model for DurableWrite {
             }
         });
         if let Err(e) = world.add_init(h1, "writer", Vec::new(), true) {
-            world.checks().fail(
-                "writer-makes-progress",
-                format!("cannot start the writer: {e}"),
-            );
+            world.checks().fail("writer-makes-progress", format!("cannot start the writer: {e}"));
         }
         Box::new(move |checks| {
             if shared.acked.get().is_none() {

@@ -22,26 +22,13 @@ pub struct Journal;
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.journal",
     about: "a checksummed append-only journal under host crashes and crash points",
-    invariants: &[
-        "no-torn-record-accepted",
-        "acknowledged-records-survive",
-        "journal-makes-progress",
-    ],
-    coverage: &[(
-        "torn-tail-seen",
-        "a boot that found a partial record at the journal's tail",
-    )],
-    params: &[Param {
-        name: "batch_max",
-        default: 3,
-        about: "most records per fsync",
-    }],
+    invariants: &["no-torn-record-accepted", "acknowledged-records-survive", "journal-makes-progress"],
+    coverage: &[("torn-tail-seen", "a boot that found a partial record at the journal's tail")],
+    params: &[Param { name: "batch_max", default: 3, about: "most records per fsync" }],
 };
 
 fn fnv32(b: &[u8]) -> u32 {
-    b.iter().fold(0x811c_9dc5u32, |h, x| {
-        (h ^ u32::from(*x)).wrapping_mul(0x0100_0193)
-    })
+    b.iter().fold(0x811c_9dc5u32, |h, x| (h ^ u32::from(*x)).wrapping_mul(0x0100_0193))
 }
 
 fn encode(payload: &[u8]) -> Vec<u8> {
@@ -57,14 +44,8 @@ fn decode(bytes: &[u8], trust_length: bool) -> (Vec<Vec<u8>>, usize, bool) {
     let mut out = Vec::new();
     let mut pos = 0;
     while bytes.len() - pos >= 8 {
-        let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
-            as usize;
-        let sum = u32::from_le_bytes([
-            bytes[pos + 4],
-            bytes[pos + 5],
-            bytes[pos + 6],
-            bytes[pos + 7],
-        ]);
+        let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
+        let sum = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
         let end = pos + 8 + len;
         if end > bytes.len() {
             if trust_length {
@@ -91,21 +72,9 @@ struct Shared {
     boots: RefCell<u64>,
 }
 
-async fn recover(
-    env: &SimEnv,
-    s: &Shared,
-    checks: &crate::check::Checks,
-) -> std::io::Result<warden_file::File> {
+async fn recover(env: &SimEnv, s: &Shared, checks: &crate::check::Checks) -> std::io::Result<warden_file::File> {
     env.create_dir_all(Path::new("/j")).await?;
-    let f = env
-        .open(
-            Path::new("/j/log"),
-            OpenOptions {
-                create: true,
-                truncate: false,
-            },
-        )
-        .await?;
+    let f = env.open(Path::new("/j/log"), OpenOptions { create: true, truncate: false }).await?;
     env.sync_dir(Path::new("/j")).await?;
     let bytes = env.read_all(&f).await?;
     let (records, valid, torn) = decode(&bytes, env.mutant("torn-record-accepted"));
@@ -118,19 +87,13 @@ async fn recover(
         if written.get(i) != Some(r) {
             checks.fail(
                 "no-torn-record-accepted",
-                format!(
-                    "record {i} read back as {} bytes that were never written there",
-                    r.len()
-                ),
+                format!("record {i} read back as {} bytes that were never written there", r.len()),
             );
         }
     }
     let acked = *s.acked.borrow();
     if records.len() < acked {
-        checks.fail(
-            "acknowledged-records-survive",
-            format!("{acked} records acknowledged, {} found", records.len()),
-        );
+        checks.fail("acknowledged-records-survive", format!("{acked} records acknowledged, {} found", records.len()));
     }
     if valid < bytes.len() {
         env.truncate(&f, valid as u64).await?;
@@ -154,11 +117,7 @@ impl Model for Journal {
     }
 
     fn start(&self, world: &World, params: &Params) -> FinalCheck {
-        let shared = Rc::new(Shared {
-            written: RefCell::default(),
-            acked: RefCell::new(0),
-            boots: RefCell::new(0),
-        });
+        let shared = Rc::new(Shared { written: RefCell::default(), acked: RefCell::new(0), boots: RefCell::new(0) });
         let batch_max = params.count("batch_max").max(1);
         let h1 = world.add_host("h1");
         let (s, checks) = (shared.clone(), world.checks());
@@ -185,8 +144,7 @@ impl Model for Journal {
                         }
                         crash_point!(env, "selftest.journal.after_append").await;
                         // Batching: more appends may follow before the fsync.
-                        env.sleep(env.random_duration(Duration::from_millis(3)))
-                            .await;
+                        env.sleep(env.random_duration(Duration::from_millis(3))).await;
                     }
                     if ok && env.sync_file(&f).await.is_ok() {
                         crash_point!(env, "selftest.journal.after_sync").await;
@@ -196,16 +154,12 @@ impl Model for Journal {
                         // so start over from what recovery finds.
                         return 1;
                     }
-                    env.sleep(env.random_duration(Duration::from_millis(30)))
-                        .await;
+                    env.sleep(env.random_duration(Duration::from_millis(30))).await;
                 }
             }
         });
         if let Err(e) = world.add_init(h1, "journal", Vec::new(), true) {
-            world.checks().fail(
-                "journal-makes-progress",
-                format!("cannot start the journal: {e}"),
-            );
+            world.checks().fail("journal-makes-progress", format!("cannot start the journal: {e}"));
         }
         Box::new(move |checks| {
             if *shared.acked.borrow() == 0 {
@@ -233,10 +187,6 @@ mod tests {
         bad[9] ^= 1;
         assert_eq!(decode(&bad, false).0.len(), 0);
         let (r, _, _) = decode(&encode(b"abcdef")[..10], true);
-        assert_eq!(
-            r,
-            vec![b"ab".to_vec()],
-            "the planted bug accepts a short record"
-        );
+        assert_eq!(r, vec![b"ab".to_vec()], "the planted bug accepts a short record");
     }
 }

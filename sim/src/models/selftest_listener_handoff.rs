@@ -22,10 +22,7 @@ static SPEC: ModelSpec = ModelSpec {
     name: "selftest.listener-handoff",
     about: "a listener passed to a second process outlives its first holder",
     invariants: &["no-refused-connection", "connections-served"],
-    coverage: &[(
-        "connect-after-first-exit",
-        "a seed in which a client connected after the first holder exited",
-    )],
+    coverage: &[("connect-after-first-exit", "a seed in which a client connected after the first holder exited")],
     params: &[],
 };
 
@@ -62,14 +59,10 @@ impl Model for ListenerHandoff {
             async move {
                 let Ok(l) = env.listen(&sock()) else { return 2 };
                 let Ok(copy) = env.dup_fd(&l) else { return 3 };
-                if env
-                    .spawn_process(ProcessSpec::new("second").fd(copy, 3))
-                    .is_err()
-                {
+                if env.spawn_process(ProcessSpec::new("second").fd(copy, 3)).is_err() {
                     return 4;
                 }
-                env.sleep(Duration::from_millis(50 + env.random_below(250)))
-                    .await;
+                env.sleep(Duration::from_millis(50 + env.random_below(250))).await;
                 fe.set(true);
                 0
             }
@@ -99,18 +92,13 @@ impl Model for ListenerHandoff {
         });
         for p in ["first", "client"] {
             if let Err(e) = world.start(h1, p, Vec::new()) {
-                world
-                    .checks()
-                    .fail("connections-served", format!("cannot start {p}: {e}"));
+                world.checks().fail("connections-served", format!("cannot start {p}: {e}"));
             }
         }
         Box::new(move |checks| {
             checks.cover("connect-after-first-exit", served_after.get() > 0);
             if served_after.get() == 0 {
-                checks.pending(
-                    "connections-served",
-                    "no connection after the first holder exited",
-                );
+                checks.pending("connections-served", "no connection after the first holder exited");
             }
         })
     }

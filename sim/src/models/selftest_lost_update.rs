@@ -16,21 +16,10 @@ static SPEC: ModelSpec = ModelSpec {
     name: "selftest.lost-update",
     about: "workers do read, yield, write on one counter",
     invariants: &["no-lost-update"],
-    coverage: &[(
-        "overlapping-increments",
-        "an increment during which another worker started one",
-    )],
+    coverage: &[("overlapping-increments", "an increment during which another worker started one")],
     params: &[
-        Param {
-            name: "workers",
-            default: 3,
-            about: "concurrent workers",
-        },
-        Param {
-            name: "increments",
-            default: 4,
-            about: "increments per worker",
-        },
+        Param { name: "workers", default: 3, about: "concurrent workers" },
+        Param { name: "increments", default: 4, about: "increments per worker" },
     ],
 };
 
@@ -49,23 +38,13 @@ impl Model for LostUpdate {
         let lock = Rc::new(tokio::sync::Mutex::new(()));
         let order = Rc::new(RefCell::new(Vec::new()));
         for w in 0..workers {
-            let (env2, counter, started, lock, checks, order) = (
-                env.clone(),
-                counter.clone(),
-                started.clone(),
-                lock.clone(),
-                checks.clone(),
-                order.clone(),
-            );
+            let (env2, counter, started, lock, checks, order) =
+                (env.clone(), counter.clone(), started.clone(), lock.clone(), checks.clone(), order.clone());
             drop(env.spawn("worker", async move {
                 for _ in 0..increments {
                     let seen_start = started.get();
                     started.set(seen_start + 1);
-                    let guard = if env2.mutant("selftest-lost-update") {
-                        None
-                    } else {
-                        Some(lock.lock().await)
-                    };
+                    let guard = if env2.mutant("selftest-lost-update") { None } else { Some(lock.lock().await) };
                     let v = counter.get();
                     env2.yield_now().await;
                     counter.set(v + 1);

@@ -17,15 +17,8 @@ static SPEC: ModelSpec = ModelSpec {
     name: "selftest.nondeterministic",
     about: "spawns one task per key in a map's iteration order",
     invariants: &["every-key-served"],
-    coverage: &[(
-        "order-visible",
-        "a seed where iteration order decided the spawn order of 2+ tasks",
-    )],
-    params: &[Param {
-        name: "keys",
-        default: 8,
-        about: "keys in the map",
-    }],
+    coverage: &[("order-visible", "a seed where iteration order decided the spawn order of 2+ tasks")],
+    params: &[Param { name: "keys", default: 8, about: "keys in the map" }],
 };
 
 impl Model for Nondeterministic {
@@ -35,13 +28,10 @@ impl Model for Nondeterministic {
 
     fn start(&self, world: &World, params: &Params) -> FinalCheck {
         let env = world.main_env();
-        let keys: Vec<String> = (0..params.count("keys"))
-            .map(|k| format!("key-{k}"))
-            .collect();
+        let keys: Vec<String> = (0..params.count("keys")).map(|k| format!("key-{k}")).collect();
         let order: Vec<String> = if env.mutant("selftest-nondeterministic") {
             #[allow(clippy::disallowed_types)] // the planted bug: a randomly seeded HashMap
-            let map: std::collections::HashMap<String, u64> =
-                keys.iter().cloned().zip(0..).collect();
+            let map: std::collections::HashMap<String, u64> = keys.iter().cloned().zip(0..).collect();
             map.into_keys().collect()
         } else {
             let map: BTreeMap<String, u64> = keys.iter().cloned().zip(0..).collect();
@@ -61,10 +51,7 @@ impl Model for Nondeterministic {
         checks.cover("order-visible", n >= 2);
         Box::new(move |checks| {
             if served.get() != n {
-                checks.pending(
-                    "every-key-served",
-                    format!("{} of {n} keys served", served.get()),
-                );
+                checks.pending("every-key-served", format!("{} of {n} keys served", served.get()));
             }
         })
     }

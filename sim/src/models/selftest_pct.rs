@@ -28,26 +28,10 @@ static SPEC: ModelSpec = ModelSpec {
         "a seed in which the reader got b_prefix steps ahead before the writer wrote, and read after it",
     )],
     params: &[
-        Param {
-            name: "a_steps",
-            default: 6,
-            about: "writer steps",
-        },
-        Param {
-            name: "a_prefix",
-            default: 3,
-            about: "writer step that writes the pair",
-        },
-        Param {
-            name: "b_steps",
-            default: 24,
-            about: "reader steps",
-        },
-        Param {
-            name: "b_prefix",
-            default: 20,
-            about: "reader step from which it checks the pair",
-        },
+        Param { name: "a_steps", default: 6, about: "writer steps" },
+        Param { name: "a_prefix", default: 3, about: "writer step that writes the pair" },
+        Param { name: "b_steps", default: 24, about: "reader steps" },
+        Param { name: "b_prefix", default: 20, about: "reader step from which it checks the pair" },
     ],
 };
 
@@ -67,12 +51,7 @@ impl Model for Depth3 {
         let b_at_write = Rc::new(Cell::new(None::<u64>));
         let checked_after_write = Rc::new(Cell::new(false));
 
-        let (env_a, pair_a, b_done_a, b_at_write_a) = (
-            env.clone(),
-            pair.clone(),
-            b_done.clone(),
-            b_at_write.clone(),
-        );
+        let (env_a, pair_a, b_done_a, b_at_write_a) = (env.clone(), pair.clone(), b_done.clone(), b_at_write.clone());
         drop(env.spawn("writer", async move {
             for step in 0..a_steps {
                 if step == a_prefix {
@@ -98,10 +77,8 @@ impl Model for Depth3 {
                     }
                     if x != y {
                         tracing::info!(step, "torn read");
-                        checks_b.fail(
-                            "no-torn-read",
-                            format!("reader saw the pair torn ({x}, {y}) at its step {step}"),
-                        );
+                        checks_b
+                            .fail("no-torn-read", format!("reader saw the pair torn ({x}, {y}) at its step {step}"));
                     }
                 }
                 env_b.yield_now().await;
@@ -109,10 +86,7 @@ impl Model for Depth3 {
         }));
         Box::new(move |checks| {
             let ahead = b_at_write.get().is_some_and(|b| b >= b_prefix);
-            checks.cover(
-                "reader-ahead-then-writer",
-                ahead && checked_after_write.get(),
-            );
+            checks.cover("reader-ahead-then-writer", ahead && checked_after_write.get());
         })
     }
 }

@@ -24,16 +24,11 @@ static SPEC: ModelSpec = ModelSpec {
         "pid-reused-before-stop",
         "a stop issued after the worker exited and its pid was taken by another process",
     )],
-    params: &[Param {
-        name: "pid_max",
-        default: 12,
-        about: "pids wrap after this",
-    }],
+    params: &[Param { name: "pid_max", default: 12, about: "pids wrap after this" }],
 };
 
 async fn sleep_random(env: &SimEnv, max_ms: u64) {
-    env.sleep(Duration::from_millis(1 + env.random_below(max_ms)))
-        .await;
+    env.sleep(Duration::from_millis(1 + env.random_below(max_ms))).await;
 }
 
 impl Model for PidReuse {
@@ -103,9 +98,7 @@ impl Model for PidReuse {
         });
         for p in ["spawner", "manager"] {
             if let Err(e) = world.start(h1, p, Vec::new()) {
-                world
-                    .checks()
-                    .fail("workers-stopped", format!("cannot start {p}: {e}"));
+                world.checks().fail("workers-stopped", format!("cannot start {p}: {e}"));
             }
         }
         Box::new(move |checks| {

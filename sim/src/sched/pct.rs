@@ -43,14 +43,7 @@ impl Pct {
                 }
             }
         }
-        Pct {
-            rng,
-            depth,
-            steps,
-            priority: BTreeMap::new(),
-            change_points,
-            last: None,
-        }
+        Pct { rng, depth, steps, priority: BTreeMap::new(), change_points, last: None }
     }
 }
 
@@ -81,12 +74,7 @@ impl Scheduler for Pct {
 
     fn describe(&self) -> String {
         let cps: Vec<String> = self.change_points.keys().map(u64::to_string).collect();
-        format!(
-            "pct depth={} steps={} change_points=[{}]",
-            self.depth,
-            self.steps,
-            cps.join(",")
-        )
+        format!("pct depth={} steps={} change_points=[{}]", self.depth, self.steps, cps.join(","))
     }
 }
 

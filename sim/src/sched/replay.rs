@@ -17,10 +17,7 @@ pub struct ReplayScheduler {
 impl ReplayScheduler {
     /// Replays `picks` in order.
     pub fn new(picks: Vec<TaskId>) -> Self {
-        ReplayScheduler {
-            picks: picks.into(),
-            diverged_at: None,
-        }
+        ReplayScheduler { picks: picks.into(), diverged_at: None }
     }
 
     /// The first step at which the record did not match the ready set.
@@ -39,11 +36,7 @@ impl Scheduler for ReplayScheduler {
             return i;
         }
         self.diverged_at.get_or_insert(step);
-        ready
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, t)| **t)
-            .map_or(0, |(i, _)| i)
+        ready.iter().enumerate().min_by_key(|(_, t)| **t).map_or(0, |(i, _)| i)
     }
 
     fn describe(&self) -> String {

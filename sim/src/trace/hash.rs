@@ -13,9 +13,14 @@ pub struct RunHasher(u64);
 
 const K: u64 = 0x517c_c1b7_2722_0a95;
 
+impl RunHasher {
+    /// The hash of nothing.
+    pub const EMPTY: RunHasher = RunHasher(0xcbf2_9ce4_8422_2325);
+}
+
 impl Default for RunHasher {
     fn default() -> Self {
-        RunHasher(0xcbf2_9ce4_8422_2325)
+        RunHasher::EMPTY
     }
 }
 

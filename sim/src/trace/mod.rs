@@ -48,33 +48,35 @@ struct RunLocal {
 }
 
 thread_local! {
-    static RUN: RunLocal = RunLocal {
-        active: Cell::new(false),
-        hash: Cell::new(RunHasher::default()),
-        events: Cell::new(0),
-        now_ns: Cell::new(0),
-        pid: Cell::new(0),
-        task: Cell::new(0),
-        formatting: Cell::new(false),
-        capture: RefCell::new(Capture::default()),
+    // Const-initialised: no lazy-init check on the per-poll path.
+    static RUN: RunLocal = const {
+        RunLocal {
+            active: Cell::new(false),
+            hash: Cell::new(RunHasher::EMPTY),
+            events: Cell::new(0),
+            now_ns: Cell::new(0),
+            pid: Cell::new(0),
+            task: Cell::new(0),
+            formatting: Cell::new(false),
+            capture: RefCell::new(Capture { tail: None, dump: None }),
+        }
     };
 }
 
 /// Starts a run on this thread: resets the hash and chooses what to keep.
-pub fn begin_run(tail: bool, dump: bool) {
+/// With `hash` off (benchmarks of the features' cost only) nothing is
+/// hashed or kept.
+pub fn begin_run(hash: bool, tail: bool, dump: bool) {
     install();
     RUN.with(|r| {
-        r.active.set(true);
+        r.active.set(hash);
         r.hash.set(RunHasher::default());
         r.events.set(0);
         r.now_ns.set(0);
         r.pid.set(0);
         r.task.set(0);
         r.formatting.set(tail || dump);
-        *r.capture.borrow_mut() = Capture {
-            tail: tail.then(VecDeque::new),
-            dump: dump.then(Vec::new),
-        };
+        *r.capture.borrow_mut() = Capture { tail: tail.then(VecDeque::new), dump: dump.then(Vec::new) };
     });
 }
 
@@ -177,9 +179,7 @@ pub fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if tracing::subscriber::set_global_default(Forwarder).is_err() {
-            eprintln!(
-                "warden-sim: another global tracing subscriber is installed; application events are not hashed"
-            );
+            eprintln!("warden-sim: another global tracing subscriber is installed; application events are not hashed");
         }
     });
 }
@@ -253,14 +253,8 @@ impl Subscriber for Forwarder {
             h.word(r.task.get());
             h.bytes(meta.target().as_bytes());
             h.word(u64::from(meta.line().unwrap_or(0)));
-            let mut text = r
-                .formatting
-                .get()
-                .then(|| format!("{} {:<5} {}:", prefix(r), meta.level(), meta.target()));
-            event.record(&mut FieldHasher {
-                hash: &mut h,
-                text: text.as_mut(),
-            });
+            let mut text = r.formatting.get().then(|| format!("{} {:<5} {}:", prefix(r), meta.level(), meta.target()));
+            event.record(&mut FieldHasher { hash: &mut h, text: text.as_mut() });
             r.hash.set(h);
             r.events.set(r.events.get() + 1);
             if let Some(line) = text {

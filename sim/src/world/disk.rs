@@ -61,9 +61,7 @@ fn split(path: &Path) -> io::Result<(PathBuf, String)> {
             _ => {}
         }
     }
-    let name = parts
-        .pop()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path names no file"))?;
+    let name = parts.pop().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path names no file"))?;
     let dir: PathBuf = std::iter::once("/".to_owned()).chain(parts).collect();
     Ok((dir, name))
 }
@@ -79,10 +77,7 @@ fn normal_dir(path: &Path) -> PathBuf {
 }
 
 fn not_found(p: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{}: no such file or directory", p.display()),
-    )
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", p.display()))
 }
 
 impl Disk {
@@ -122,20 +117,14 @@ impl Disk {
     }
 
     fn inode(&mut self, inode: u64) -> io::Result<&mut Inode> {
-        self.inodes
-            .get_mut(&inode)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale file handle"))
+        self.inodes.get_mut(&inode).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stale file handle"))
     }
 
     /// Renames; `to` is replaced.
     pub fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         let (fd, fname) = split(from)?;
         let (td, tname) = split(to)?;
-        let inode = self
-            .dir_mut(&fd)?
-            .entries
-            .remove(&fname)
-            .ok_or_else(|| not_found(from))?;
+        let inode = self.dir_mut(&fd)?.entries.remove(&fname).ok_or_else(|| not_found(from))?;
         match self.dir_mut(&td) {
             Ok(d) => {
                 d.entries.insert(tname, inode);
@@ -151,11 +140,7 @@ impl Disk {
     /// Removes a name.
     pub fn remove(&mut self, path: &Path) -> io::Result<()> {
         let (dir, name) = split(path)?;
-        self.dir_mut(&dir)?
-            .entries
-            .remove(&name)
-            .map(|_| ())
-            .ok_or_else(|| not_found(path))
+        self.dir_mut(&dir)?.entries.remove(&name).map(|_| ()).ok_or_else(|| not_found(path))
     }
 
     /// fsync of a directory.
@@ -183,8 +168,7 @@ impl Disk {
     /// Power loss. `raw` decides how much of an unsynced append survives.
     pub fn crash(&mut self, raw: u64) {
         for inode in self.inodes.values_mut() {
-            let unsynced_tail =
-                inode.data.len() > inode.synced.len() && inode.data.starts_with(&inode.synced);
+            let unsynced_tail = inode.data.len() > inode.synced.len() && inode.data.starts_with(&inode.synced);
             let kept = if unsynced_tail {
                 // The last unsynced write may be torn: a prefix of it lands.
                 let extra = (inode.data.len() - inode.synced.len()) as u64;
@@ -201,11 +185,7 @@ impl Disk {
         for d in self.dirs.values_mut() {
             d.entries = d.durable.clone();
         }
-        let live: BTreeSet<u64> = self
-            .dirs
-            .values()
-            .flat_map(|d| d.entries.values().copied())
-            .collect();
+        let live: BTreeSet<u64> = self.dirs.values().flat_map(|d| d.entries.values().copied()).collect();
         self.inodes.retain(|i, _| live.contains(i));
     }
 }
@@ -222,20 +202,14 @@ impl SimEnv {
             if (raw >> 11) as f64 / (1u64 << 53) as f64 <= rate {
                 let enospc = raw & 1 == 0;
                 return Err(if enospc {
-                    io::Error::new(
-                        io::ErrorKind::StorageFull,
-                        "no space left on device (injected)",
-                    )
+                    io::Error::new(io::ErrorKind::StorageFull, "no space left on device (injected)")
                 } else {
                     io::Error::other("input/output error (injected EIO)")
                 });
             }
         }
         let mut w = self.kernel.world.borrow_mut();
-        let host = w
-            .hosts
-            .get_mut(self.host as usize)
-            .ok_or_else(|| io::Error::other("no host"))?;
+        let host = w.hosts.get_mut(self.host as usize).ok_or_else(|| io::Error::other("no host"))?;
         f(&mut host.disk)
     }
 
@@ -248,10 +222,7 @@ impl SimEnv {
                 }
                 Ok(r)
             }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("fd is a {}, not a file", f.kind_name()),
-            )),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd is a {}, not a file", f.kind_name()))),
         }
     }
 }
@@ -260,21 +231,13 @@ impl DiskEnv for SimEnv {
     type File = SimFd;
     type DirLock = SimDirLock;
 
-    fn open(
-        &self,
-        path: &Path,
-        opts: OpenOptions,
-    ) -> impl Future<Output = io::Result<SimFd>> + 'static {
+    fn open(&self, path: &Path, opts: OpenOptions) -> impl Future<Output = io::Result<SimFd>> + 'static {
         let r = self.with_disk(|d| d.open(path, opts)).map(|inode| {
             let boot = self.kernel.world.borrow().hosts[self.host as usize].boots;
             SimFd::register(
                 &self.kernel,
                 self.proc,
-                Desc::new(DescKind::File(FileRef {
-                    host: self.host,
-                    inode,
-                    boot,
-                })),
+                Desc::new(DescKind::File(FileRef { host: self.host, inode, boot })),
             )
         });
         std::future::ready(r)
@@ -291,9 +254,7 @@ impl DiskEnv for SimEnv {
     }
 
     fn read_all<'a>(&self, f: &'a SimFd) -> impl Future<Output = io::Result<Vec<u8>>> + 'a {
-        let r = self
-            .file_of(f)
-            .and_then(|r| self.with_disk(|d| Ok(d.inode(r.inode)?.data.clone())));
+        let r = self.file_of(f).and_then(|r| self.with_disk(|d| Ok(d.inode(r.inode)?.data.clone())));
         std::future::ready(r)
     }
 
@@ -349,18 +310,10 @@ impl DiskEnv for SimEnv {
         }
         let key = (self.host, dir.clone());
         if w.locks.get(&key).is_some_and(|holder| *holder != self.proc) {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "directory is locked by another process",
-            ));
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "directory is locked by another process"));
         }
         w.locks.insert(key, self.proc);
-        Ok(SimDirLock {
-            kernel: self.kernel.clone(),
-            host: self.host,
-            dir,
-            proc: self.proc,
-        })
+        Ok(SimDirLock { kernel: self.kernel.clone(), host: self.host, dir, proc: self.proc })
     }
 }
 
@@ -369,10 +322,7 @@ mod tests {
     use super::*;
 
     fn opts() -> OpenOptions {
-        OpenOptions {
-            create: true,
-            truncate: false,
-        }
+        OpenOptions { create: true, truncate: false }
     }
 
     #[test]
@@ -387,18 +337,12 @@ mod tests {
         let b = d.open(Path::new("/data/tmp"), opts()).unwrap();
         d.inode(b).unwrap().data.extend_from_slice(b"new");
         d.inode(b).unwrap().synced = b"new".to_vec();
-        d.rename(Path::new("/data/tmp"), Path::new("/data/a"))
-            .unwrap();
+        d.rename(Path::new("/data/tmp"), Path::new("/data/a")).unwrap();
         d.crash(0);
         // The rename was never made durable: "a" is the old file, unsynced tail gone.
-        let a2 = d
-            .open(Path::new("/data/a"), OpenOptions::default())
-            .unwrap();
+        let a2 = d.open(Path::new("/data/a"), OpenOptions::default()).unwrap();
         assert_eq!(d.inode(a2).unwrap().data, b"hello");
-        assert!(
-            d.open(Path::new("/data/tmp"), OpenOptions::default())
-                .is_err()
-        );
+        assert!(d.open(Path::new("/data/tmp"), OpenOptions::default()).is_err());
     }
 
     #[test]

@@ -33,10 +33,7 @@ pub struct Desc {
 impl Desc {
     /// A description with one reference (its first fd).
     pub fn new(kind: DescKind) -> Rc<Desc> {
-        Rc::new(Desc {
-            refs: Cell::new(1),
-            kind,
-        })
+        Rc::new(Desc { refs: Cell::new(1), kind })
     }
 
     /// One more fd refers to it.

@@ -38,12 +38,7 @@ impl SimFd {
         if slot == u64::MAX {
             desc.release();
         }
-        SimFd {
-            kernel: kernel.clone(),
-            proc,
-            slot,
-            desc,
-        }
+        SimFd { kernel: kernel.clone(), proc, slot, desc }
     }
 
     /// The open file description.
@@ -64,11 +59,7 @@ impl SimFd {
             return false;
         }
         match self.kernel.world.try_borrow_mut() {
-            Ok(mut w) => w
-                .procs
-                .get_mut(&self.proc)
-                .and_then(|p| p.fds.remove(&self.slot))
-                .is_some(),
+            Ok(mut w) => w.procs.get_mut(&self.proc).and_then(|p| p.fds.remove(&self.slot)).is_some(),
             Err(_) => false,
         }
     }

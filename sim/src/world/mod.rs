@@ -46,13 +46,9 @@ pub fn hit_crash_point(kernel: &Rc<crate::exec::Kernel>, proc: u32, name: &'stat
         let hits = w.crash_hits.entry(name.to_owned()).or_default();
         *hits += 1;
         let hits = *hits;
-        w.crash_at
-            .as_ref()
-            .is_some_and(|(n, k)| n == name && *k == hits)
+        w.crash_at.as_ref().is_some_and(|(n, k)| n == name && *k == hits)
     };
-    crate::trace::sim_event(9, u64::from(proc), u64::from(crash), || {
-        format!("crash point {name} in proc {proc}")
-    });
+    crate::trace::sim_event(9, u64::from(proc), u64::from(crash), || format!("crash point {name} in proc {proc}"));
     if crash {
         exit_process(kernel, proc, ExitStatus::Signaled(Signal::Kill));
     }
@@ -160,12 +156,7 @@ pub struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig {
-            latency_min_ns: 1_000_000,
-            latency_max_ns: 10_000_000,
-            udp_loss: 0.0,
-            partitions: Vec::new(),
-        }
+        NetConfig { latency_min_ns: 1_000_000, latency_max_ns: 10_000_000, udp_loss: 0.0, partitions: Vec::new() }
     }
 }
 
@@ -187,6 +178,10 @@ pub struct WorldState {
     pub tcp: BTreeMap<SocketAddr, Rc<RefCell<ListenerState>>>,
     /// UDP sockets by address.
     pub udp: BTreeMap<SocketAddr, Rc<RefCell<UdpState>>>,
+    /// Datagrams in flight, by slot (free slots are `None`).
+    pub in_flight: Vec<Option<stream::InFlight>>,
+    /// Free slots of `in_flight`.
+    pub in_flight_free: Vec<u32>,
     /// Every stream end created, to reset those of a crashed host.
     pub streams: Vec<std::rc::Weak<stream::StreamEnd>>,
     /// Directory locks: (host, dir) -> holding process.
@@ -215,6 +210,8 @@ impl Default for WorldState {
             tcp: BTreeMap::new(),
             udp: BTreeMap::new(),
             streams: Vec::new(),
+            in_flight: Vec::new(),
+            in_flight_free: Vec::new(),
             locks: BTreeMap::new(),
             net: NetConfig::default(),
             disk_error: 0.0,
@@ -244,10 +241,7 @@ impl WorldState {
 
     /// The host with address `ip`.
     pub fn host_by_ip(&self, ip: std::net::IpAddr) -> Option<u32> {
-        self.hosts
-            .iter()
-            .position(|h| std::net::IpAddr::V4(h.ip) == ip)
-            .map(|i| i as u32)
+        self.hosts.iter().position(|h| std::net::IpAddr::V4(h.ip) == ip).map(|i| i as u32)
     }
 
     /// Whether hosts `a` and `b` are cut off from each other at `now`.
@@ -287,5 +281,26 @@ impl WorldState {
             }
         }
         None
+    }
+}
+
+/// A datagram arrives: queued on the socket bound to its address if the
+/// destination host is up and one is bound, else lost.
+pub fn deliver_datagram(kernel: &crate::exec::Kernel, slot: u32) {
+    let target = {
+        let mut w = kernel.world.borrow_mut();
+        let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
+        w.in_flight_free.push(slot);
+        let up = w.hosts.get(d.host as usize).is_some_and(|h| h.up);
+        w.udp.get(&d.to).filter(|_| up).cloned().map(|t| (t, d))
+    };
+    if let Some((t, d)) = target {
+        let mut t = t.borrow_mut();
+        if t.open {
+            t.queue.push_back((d.data, d.from));
+            if let Some(w) = t.reader.take() {
+                w.wake();
+            }
+        }
     }
 }

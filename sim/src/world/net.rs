@@ -60,10 +60,7 @@ fn new_pair(kernel: &Rc<Kernel>, a_host: u32, b_host: u32, unix: bool) -> (Rc<De
     let mut w = kernel.world.borrow_mut();
     w.streams.push(Rc::downgrade(&a));
     w.streams.push(Rc::downgrade(&b));
-    (
-        Desc::new(DescKind::Stream(a)),
-        Desc::new(DescKind::Stream(b)),
-    )
+    (Desc::new(DescKind::Stream(a)), Desc::new(DescKind::Stream(b)))
 }
 
 /// Queues a completed connection on a listener and wakes its acceptor.
@@ -85,10 +82,7 @@ impl SimEnv {
             let w = self.kernel.world.borrow();
             (w.net.latency_min_ns, w.net.latency_max_ns)
         };
-        lo + below(
-            self.kernel.decisions.borrow_mut().draw(Stream::Network),
-            hi.saturating_sub(lo) + 1,
-        )
+        lo + below(self.kernel.decisions.borrow_mut().draw(Stream::Network), hi.saturating_sub(lo) + 1)
     }
 
     /// When bytes sent now from this host to `remote` become readable.
@@ -97,12 +91,7 @@ impl SimEnv {
         if unix || remote == self.host {
             return now;
         }
-        let healed = self
-            .kernel
-            .world
-            .borrow()
-            .partitioned(self.host, remote, now)
-            .unwrap_or(now);
+        let healed = self.kernel.world.borrow().partitioned(self.host, remote, now).unwrap_or(now);
         healed + self.latency_ns()
     }
 
@@ -119,15 +108,11 @@ impl SimEnv {
             let remote = self.kernel.world.borrow().host_by_ip(to.ip());
             let reachable = remote.filter(|r| {
                 let w = self.kernel.world.borrow();
-                w.hosts[*r as usize].up
-                    && w.partitioned(self.host, *r, self.kernel.now_ns()).is_none()
+                w.hosts[*r as usize].up && w.partitioned(self.host, *r, self.kernel.now_ns()).is_none()
             });
             if let Some(remote) = reachable {
                 // SYN out, SYN-ACK back.
-                self.sleep(Duration::from_nanos(
-                    self.delivery_time(remote, false) - self.kernel.now_ns(),
-                ))
-                .await;
+                self.sleep(Duration::from_nanos(self.delivery_time(remote, false) - self.kernel.now_ns())).await;
                 let listener = self.kernel.world.borrow().tcp.get(&to).cloned();
                 let Some(l) = listener.filter(|l| l.borrow().open) else {
                     return Err(err(io::ErrorKind::ConnectionRefused, "connection refused"));
@@ -150,10 +135,7 @@ impl SimEnv {
         }
     }
 
-    fn connect_unix(
-        &self,
-        path: &std::path::Path,
-    ) -> impl Future<Output = io::Result<SimFd>> + 'static {
+    fn connect_unix(&self, path: &std::path::Path) -> impl Future<Output = io::Result<SimFd>> + 'static {
         let env = self.clone();
         let key = (self.host, path.to_path_buf());
         std::future::poll_fn(move |cx| {
@@ -163,10 +145,7 @@ impl SimEnv {
             };
             let mut ls = l.borrow_mut();
             if !ls.open {
-                return Poll::Ready(Err(err(
-                    io::ErrorKind::ConnectionRefused,
-                    "connection refused",
-                )));
+                return Poll::Ready(Err(err(io::ErrorKind::ConnectionRefused, "connection refused")));
             }
             if ls.queue.len() >= ls.backlog {
                 // A blocking Unix connect waits for room in the backlog.
@@ -200,16 +179,9 @@ impl NetEnv for SimEnv {
             }
             Addr::Tcp(sa) => {
                 let ip = IpAddr::V4(w.hosts[self.host as usize].ip);
-                let bound = if sa.ip().is_unspecified() {
-                    SocketAddr::new(ip, sa.port())
-                } else {
-                    *sa
-                };
+                let bound = if sa.ip().is_unspecified() { SocketAddr::new(ip, sa.port()) } else { *sa };
                 if bound.ip() != ip {
-                    return Err(err(
-                        io::ErrorKind::AddrNotAvailable,
-                        "address not on this host",
-                    ));
+                    return Err(err(io::ErrorKind::AddrNotAvailable, "address not on this host"));
                 }
                 if w.tcp.get(&bound).is_some_and(|l| l.borrow().open) {
                     return Err(err(io::ErrorKind::AddrInUse, "address in use"));
@@ -220,11 +192,7 @@ impl NetEnv for SimEnv {
             }
         };
         drop(w);
-        Ok(SimFd::register(
-            &self.kernel,
-            self.proc,
-            Desc::new(DescKind::Listener(state)),
-        ))
+        Ok(SimFd::register(&self.kernel, self.proc, Desc::new(DescKind::Listener(state))))
     }
 
     fn accept<'a>(&self, l: &'a SimFd) -> impl Future<Output = io::Result<SimFd>> + 'a {
@@ -267,17 +235,10 @@ impl NetEnv for SimEnv {
 
     fn socketpair(&self) -> io::Result<(SimFd, SimFd)> {
         let (a, b) = new_pair(&self.kernel, self.host, self.host, true);
-        Ok((
-            SimFd::register(&self.kernel, self.proc, a),
-            SimFd::register(&self.kernel, self.proc, b),
-        ))
+        Ok((SimFd::register(&self.kernel, self.proc, a), SimFd::register(&self.kernel, self.proc, b)))
     }
 
-    fn read<'a>(
-        &self,
-        s: &'a SimFd,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + 'a {
+    fn read<'a>(&self, s: &'a SimFd, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         let env = self.clone();
         async move {
             env.recv_with_fds(s, buf).await.map(|(n, fds)| {
@@ -288,11 +249,7 @@ impl NetEnv for SimEnv {
         }
     }
 
-    fn write_all<'a>(
-        &self,
-        s: &'a SimFd,
-        buf: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + 'a {
+    fn write_all<'a>(&self, s: &'a SimFd, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
         self.send_with_fds(s, buf, Vec::new())
     }
 
@@ -306,10 +263,7 @@ impl NetEnv for SimEnv {
         async move {
             let end = stream_of(s)?;
             if !fds.is_empty() && !end.route.unix {
-                return Err(err(
-                    io::ErrorKind::InvalidInput,
-                    "fds can only be passed over Unix sockets",
-                ));
+                return Err(err(io::ErrorKind::InvalidInput, "fds can only be passed over Unix sockets"));
             }
             if env.kernel.is_dead(env.proc) {
                 return Ok(());
@@ -325,12 +279,7 @@ impl NetEnv for SimEnv {
             let ready_at = ready_at.max(tx.last_ready_at);
             tx.last_ready_at = ready_at;
             let fds: Vec<Rc<Desc>> = fds.into_iter().filter_map(SimFd::transfer).collect();
-            tx.chunks.push_back(Chunk {
-                data: buf.to_vec(),
-                pos: 0,
-                fds,
-                ready_at,
-            });
+            tx.chunks.push_back(Chunk { data: buf.to_vec(), pos: 0, fds, ready_at });
             tx.wake_reader();
             Ok(())
         }
@@ -380,8 +329,7 @@ impl NetEnv for SimEnv {
             }
             // An arbitrary split of what is there: framing bugs surface.
             let max = avail.min(buf.len()) as u64;
-            let n =
-                1 + below(env.kernel.decisions.borrow_mut().draw(Stream::Network), max) as usize;
+            let n = 1 + below(env.kernel.decisions.borrow_mut().draw(Stream::Network), max) as usize;
             let mut got = 0;
             let mut fds = Vec::new();
             while got < n {
@@ -398,10 +346,7 @@ impl NetEnv for SimEnv {
                 }
             }
             drop(rx);
-            let fds = fds
-                .into_iter()
-                .map(|d| SimFd::register(&env.kernel, env.proc, d))
-                .collect();
+            let fds = fds.into_iter().map(|d| SimFd::register(&env.kernel, env.proc, d)).collect();
             Poll::Ready(Ok((got, fds)))
         })
     }
@@ -416,63 +361,41 @@ impl NetEnv for SimEnv {
 
     fn bind_udp(&self, addr: SocketAddr) -> io::Result<SimFd> {
         let ip = self.host_ip();
-        let bound = if addr.ip().is_unspecified() {
-            SocketAddr::new(ip, addr.port())
-        } else {
-            addr
-        };
+        let bound = if addr.ip().is_unspecified() { SocketAddr::new(ip, addr.port()) } else { addr };
         if bound.ip() != ip {
-            return Err(err(
-                io::ErrorKind::AddrNotAvailable,
-                "address not on this host",
-            ));
+            return Err(err(io::ErrorKind::AddrNotAvailable, "address not on this host"));
         }
         let mut w = self.kernel.world.borrow_mut();
         if w.udp.get(&bound).is_some_and(|u| u.borrow().open) {
             return Err(err(io::ErrorKind::AddrInUse, "address in use"));
         }
-        let state = Rc::new(RefCell::new(UdpState {
-            addr: bound,
-            open: true,
-            queue: Default::default(),
-            reader: None,
-        }));
+        let state =
+            Rc::new(RefCell::new(UdpState { addr: bound, open: true, queue: Default::default(), reader: None }));
         w.udp.insert(bound, state.clone());
         drop(w);
-        Ok(SimFd::register(
-            &self.kernel,
-            self.proc,
-            Desc::new(DescKind::Udp(state)),
-        ))
+        Ok(SimFd::register(&self.kernel, self.proc, Desc::new(DescKind::Udp(state))))
     }
 
-    fn send_to<'a>(
-        &self,
-        d: &'a SimFd,
-        buf: &'a [u8],
-        to: SocketAddr,
-    ) -> impl Future<Output = io::Result<()>> + 'a {
+    fn send_to<'a>(&self, d: &'a SimFd, buf: &'a [u8], to: SocketAddr) -> impl Future<Output = io::Result<()>> + 'a {
         let env = self.clone();
         async move {
-            let from = Self::udp_of(d)?.borrow().addr;
+            let from = match &d.desc().kind {
+                DescKind::Udp(u) => u.borrow().addr,
+                _ => return Err(not_a("udp socket")),
+            };
             if env.kernel.is_dead(env.proc) {
                 return Ok(());
             }
-            let (remote, loss) = {
-                let w = env.kernel.world.borrow();
-                (w.host_by_ip(to.ip()), w.net.udp_loss)
-            };
-            let Some(remote) = remote else { return Ok(()) };
             let now = env.kernel.now_ns();
-            if env
-                .kernel
-                .world
-                .borrow()
-                .partitioned(env.host, remote, now)
-                .is_some()
-            {
-                return Ok(());
-            }
+            // One look at the world: route, partition, loss, latency range.
+            let (remote, loss, lo, hi) = {
+                let w = env.kernel.world.borrow();
+                let Some(remote) = w.host_by_ip(to.ip()) else { return Ok(()) };
+                if !w.net.partitions.is_empty() && w.partitioned(env.host, remote, now).is_some() {
+                    return Ok(());
+                }
+                (remote, w.net.udp_loss, w.net.latency_min_ns, w.net.latency_max_ns)
+            };
             if loss > 0.0 {
                 let raw = env.kernel.decisions.borrow_mut().draw(Stream::Network);
                 if (raw >> 11) as f64 / (1u64 << 53) as f64 <= loss {
@@ -482,30 +405,23 @@ impl NetEnv for SimEnv {
             let at = if remote == env.host {
                 now
             } else {
-                now + env.latency_ns()
+                now + lo + below(env.kernel.decisions.borrow_mut().draw(Stream::Network), hi.saturating_sub(lo) + 1)
             };
-            let data = buf.to_vec();
-            let k = Rc::downgrade(&env.kernel);
-            env.kernel.schedule(
-                at,
-                Box::new(move || {
-                    let Some(k) = k.upgrade() else { return };
-                    let target = {
-                        let w = k.world.borrow();
-                        let up = w.hosts.get(remote as usize).is_some_and(|h| h.up);
-                        w.udp.get(&to).filter(|_| up).cloned()
-                    };
-                    if let Some(t) = target {
-                        let mut t = t.borrow_mut();
-                        if t.open {
-                            t.queue.push_back((data, from));
-                            if let Some(w) = t.reader.take() {
-                                w.wake();
-                            }
-                        }
+            let flight = super::stream::InFlight { to, from, host: remote, data: super::stream::Payload::new(buf) };
+            let slot = {
+                let mut w = env.kernel.world.borrow_mut();
+                match w.in_flight_free.pop() {
+                    Some(s) => {
+                        w.in_flight[s as usize] = Some(flight);
+                        s
                     }
-                }),
-            );
+                    None => {
+                        w.in_flight.push(Some(flight));
+                        (w.in_flight.len() - 1) as u32
+                    }
+                }
+            };
+            env.kernel.schedule_datagram(at, slot);
             Ok(())
         }
     }
@@ -523,6 +439,7 @@ impl NetEnv for SimEnv {
             let mut u = u.borrow_mut();
             match u.queue.pop_front() {
                 Some((data, from)) => {
+                    let data = data.bytes();
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
                     Poll::Ready(Ok((n, from)))

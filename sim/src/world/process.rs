@@ -58,25 +58,14 @@ impl Launch {
 
 /// Starts a process; returns its global id.
 pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
-    let Launch {
-        host,
-        program,
-        args,
-        vars,
-        fds,
-        parent,
-        init_entry,
-    } = launch;
+    let Launch { host, program, args, vars, fds, parent, init_entry } = launch;
     let program = program.as_str();
     let (proc, env, main) = {
         let mut w = kernel.world.borrow_mut();
         let release = |fds: Vec<(Rc<Desc>, i32)>| fds.into_iter().for_each(|(d, _)| d.release());
         let Some(main) = w.programs.get(program).cloned() else {
             release(fds);
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no program named {program:?} is registered"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no program named {program:?} is registered")));
         };
         if !w.hosts.get(host as usize).is_some_and(|h| h.up) {
             release(fds);
@@ -84,10 +73,7 @@ pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
         }
         let Some(pid) = w.alloc_pid(host) else {
             release(fds);
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "no free pid (EAGAIN)",
-            ));
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "no free pid (EAGAIN)"));
         };
         let proc = w.next_proc;
         w.next_proc += 1;
@@ -187,25 +173,11 @@ pub fn exit_process(kernel: &Rc<Kernel>, proc: u32, status: ExitStatus) {
             w.live_pids.remove(&key);
         }
         w.locks.retain(|_, holder| *holder != proc);
-        let restart = init_entry.filter(|i| {
-            w.hosts[host as usize]
-                .init
-                .get(*i)
-                .is_some_and(|e| e.restart)
-                && w.hosts[host as usize].up
-        });
-        (
-            fds,
-            inherited,
-            waiters,
-            sig_waker,
-            restart.map(|i| (i, w.hosts[host as usize].boots)),
-            host,
-        )
+        let restart = init_entry
+            .filter(|i| w.hosts[host as usize].init.get(*i).is_some_and(|e| e.restart) && w.hosts[host as usize].up);
+        (fds, inherited, waiters, sig_waker, restart.map(|i| (i, w.hosts[host as usize].boots)), host)
     };
-    trace::sim_event(5, u64::from(proc), status_word(status), || {
-        format!("proc {proc} exits: {status}")
-    });
+    trace::sim_event(5, u64::from(proc), status_word(status), || format!("proc {proc} exits: {status}"));
     let first_holder_bug = kernel.mutant_on("listener-closed-with-first-holder");
     for d in fds.into_values().chain(inherited.into_values()) {
         if first_holder_bug && matches!(d.kind, DescKind::Listener(_)) {
@@ -248,13 +220,7 @@ fn start_init_entry(kernel: &Rc<Kernel>, host: u32, entry: usize, boots: u32) {
         h.init.get(entry).cloned()
     };
     if let Some(e) = spec {
-        let _ = start_process(
-            kernel,
-            Launch {
-                init_entry: Some(entry),
-                ..Launch::new(host, &e.program, e.args)
-            },
-        );
+        let _ = start_process(kernel, Launch { init_entry: Some(entry), ..Launch::new(host, &e.program, e.args) });
     }
 }
 
@@ -298,9 +264,7 @@ pub fn deliver(kernel: &Rc<Kernel>, proc: u32, signal: Signal) -> io::Result<()>
             (ProcState::Running, s) => Act::Exit(ExitStatus::Signaled(s)),
         }
     };
-    trace::sim_event(6, u64::from(proc), signal.number() as u64, || {
-        format!("{signal} to proc {proc}")
-    });
+    trace::sim_event(6, u64::from(proc), signal.number() as u64, || format!("{signal} to proc {proc}"));
     match act {
         Act::Exit(status) => exit_process(kernel, proc, status),
         Act::Stop => kernel.set_stopped(proc, true),
@@ -330,8 +294,7 @@ pub(crate) fn unhandle_signals(kernel: &Rc<Kernel>, proc: u32, set: &[Signal]) {
         for s in set {
             p.handled.remove(s);
         }
-        let (pending, keep): (Vec<Signal>, Vec<Signal>) =
-            p.signals.drain(..).partition(|s| set.contains(s));
+        let (pending, keep): (Vec<Signal>, Vec<Signal>) = p.signals.drain(..).partition(|s| set.contains(s));
         p.signals = keep.into();
         pending
     };
@@ -364,9 +327,7 @@ pub fn crash_host(kernel: &Rc<Kernel>, host: u32) {
     }
     super::net::reset_streams_of(kernel, host);
     let raw = kernel.decisions.borrow_mut().draw(crate::rng::Stream::Disk);
-    kernel.world.borrow_mut().hosts[host as usize]
-        .disk
-        .crash(raw);
+    kernel.world.borrow_mut().hosts[host as usize].disk.crash(raw);
 }
 
 /// Boots `host` again: its clock restarts at zero and init starts its
@@ -423,23 +384,15 @@ impl ProcessEnv for SimEnv {
     type Signals = SimSignals;
 
     fn pid(&self) -> Pid {
-        self.kernel
-            .world
-            .borrow()
-            .procs
-            .get(&self.proc)
-            .map_or(0, |p| p.pid)
+        self.kernel.world.borrow().procs.get(&self.proc).map_or(0, |p| p.pid)
     }
 
     fn spawn_process(&self, spec: ProcessSpec<SimFd>) -> io::Result<SimChild> {
         if self.kernel.is_dead(self.proc) {
             return Err(io::Error::other("calling process has exited"));
         }
-        let fds: Vec<(Rc<Desc>, i32)> = spec
-            .fds
-            .into_iter()
-            .filter_map(|(fd, n)| fd.transfer().map(|d| (d, n)))
-            .collect();
+        let fds: Vec<(Rc<Desc>, i32)> =
+            spec.fds.into_iter().filter_map(|(fd, n)| fd.transfer().map(|d| (d, n))).collect();
         let launch = Launch {
             vars: spec.vars,
             fds,
@@ -456,10 +409,7 @@ impl ProcessEnv for SimEnv {
     }
 
     fn wait_child(&self, child: &SimChild) -> impl Future<Output = ExitStatus> + 'static {
-        WaitExit {
-            kernel: self.kernel.clone(),
-            proc: child.proc,
-        }
+        WaitExit { kernel: self.kernel.clone(), proc: child.proc }
     }
 
     fn signal_child(&self, child: &SimChild, signal: Signal) -> io::Result<()> {
@@ -481,16 +431,8 @@ impl ProcessEnv for SimEnv {
     }
 
     fn watch(&self, pid: Pid) -> io::Result<impl Future<Output = ()> + 'static> {
-        let target = self
-            .kernel
-            .world
-            .borrow()
-            .find_pid(self.host, pid)
-            .ok_or_else(no_such_process)?;
-        let wait = WaitExit {
-            kernel: self.kernel.clone(),
-            proc: target,
-        };
+        let target = self.kernel.world.borrow().find_pid(self.host, pid).ok_or_else(no_such_process)?;
+        let wait = WaitExit { kernel: self.kernel.clone(), proc: target };
         // Not the parent: the status is not ours to learn.
         Ok(async move {
             let _ = wait.await;
@@ -499,19 +441,12 @@ impl ProcessEnv for SimEnv {
 
     fn handle_signals(&self, signals: &[Signal]) -> io::Result<SimSignals> {
         if let Some(s) = signals.iter().find(|s| !s.can_be_handled()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{s} cannot be handled"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{s} cannot be handled")));
         }
         if let Some(p) = self.kernel.world.borrow_mut().procs.get_mut(&self.proc) {
             p.handled.extend(signals.iter().copied());
         }
-        Ok(SimSignals {
-            kernel: self.kernel.clone(),
-            proc: self.proc,
-            set: signals.to_vec(),
-        })
+        Ok(SimSignals { kernel: self.kernel.clone(), proc: self.proc, set: signals.to_vec() })
     }
 
     fn next_signal<'a>(&self, signals: &'a mut SimSignals) -> impl Future<Output = Signal> + 'a {
@@ -531,25 +466,11 @@ impl ProcessEnv for SimEnv {
     }
 
     fn inherited_fd(&self, n: i32) -> Option<SimFd> {
-        let desc = self
-            .kernel
-            .world
-            .borrow_mut()
-            .procs
-            .get_mut(&self.proc)?
-            .inherited
-            .remove(&n)?;
+        let desc = self.kernel.world.borrow_mut().procs.get_mut(&self.proc)?.inherited.remove(&n)?;
         Some(SimFd::register(&self.kernel, self.proc, desc))
     }
 
     fn var(&self, name: &str) -> Option<String> {
-        self.kernel
-            .world
-            .borrow()
-            .procs
-            .get(&self.proc)?
-            .vars
-            .get(name)
-            .cloned()
+        self.kernel.world.borrow().procs.get(&self.proc)?.vars.get(name).cloned()
     }
 }

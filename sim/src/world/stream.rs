@@ -85,24 +85,8 @@ impl StreamEnd {
         let ab = Rc::new(RefCell::new(Pipe::default()));
         let ba = Rc::new(RefCell::new(Pipe::default()));
         (
-            StreamEnd {
-                rx: ba.clone(),
-                tx: ab.clone(),
-                route: Route {
-                    local: a_host,
-                    remote: b_host,
-                    unix,
-                },
-            },
-            StreamEnd {
-                rx: ab,
-                tx: ba,
-                route: Route {
-                    local: b_host,
-                    remote: a_host,
-                    unix,
-                },
-            },
+            StreamEnd { rx: ba.clone(), tx: ab.clone(), route: Route { local: a_host, remote: b_host, unix } },
+            StreamEnd { rx: ab, tx: ba, route: Route { local: b_host, remote: a_host, unix } },
         )
     }
 
@@ -172,10 +156,7 @@ impl ListenerState {
         let (queued, waiters) = {
             let mut l = this.borrow_mut();
             l.open = false;
-            (
-                l.queue.drain(..).collect::<Vec<_>>(),
-                std::mem::take(&mut l.connectors),
-            )
+            (l.queue.drain(..).collect::<Vec<_>>(), std::mem::take(&mut l.connectors))
         };
         for d in queued {
             d.release();
@@ -193,7 +174,55 @@ pub struct UdpState {
     /// Whether any fd still refers to it.
     pub open: bool,
     /// Datagrams received, not yet read.
-    pub queue: VecDeque<(Vec<u8>, SocketAddr)>,
+    pub queue: VecDeque<(Payload, SocketAddr)>,
     /// The task waiting in recv.
     pub reader: Option<Waker>,
+}
+
+/// Datagram bytes: small ones (the common case) held inline.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Up to 48 bytes.
+    Inline {
+        /// Bytes used.
+        len: u8,
+        /// The bytes.
+        buf: [u8; 48],
+    },
+    /// More.
+    Heap(Vec<u8>),
+}
+
+impl Payload {
+    /// Copies `data`.
+    pub fn new(data: &[u8]) -> Payload {
+        if data.len() <= 48 {
+            let mut buf = [0u8; 48];
+            buf[..data.len()].copy_from_slice(data);
+            Payload::Inline { len: data.len() as u8, buf }
+        } else {
+            Payload::Heap(data.to_vec())
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Inline { len, buf } => &buf[..*len as usize],
+            Payload::Heap(v) => v,
+        }
+    }
+}
+
+/// A datagram between send and arrival.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Source.
+    pub from: SocketAddr,
+    /// Destination host.
+    pub host: u32,
+    /// The bytes.
+    pub data: Payload,
 }

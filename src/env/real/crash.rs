@@ -43,9 +43,7 @@ mod imp {
     pub(super) fn target() -> &'static Result<Option<(String, u64)>, String> {
         TARGET.get_or_init(|| match std::env::var("WARDEN_CRASH_AT") {
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(v)) => {
-                Err(format!("WARDEN_CRASH_AT={v:?} is not UTF-8"))
-            }
+            Err(std::env::VarError::NotUnicode(v)) => Err(format!("WARDEN_CRASH_AT={v:?} is not UTF-8")),
             Ok(v) if v.is_empty() => Ok(None),
             Ok(v) => parse_target(&v).map(Some),
         })

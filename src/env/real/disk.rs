@@ -31,10 +31,7 @@ pub struct RealDirLock {
     _lock: Flock<File>,
 }
 
-pub(super) fn open(
-    path: &Path,
-    opts: OpenOptions,
-) -> impl Future<Output = io::Result<RealFile>> + 'static {
+pub(super) fn open(path: &Path, opts: OpenOptions) -> impl Future<Output = io::Result<RealFile>> + 'static {
     let path = path.to_path_buf();
     async move {
         // O_APPEND through custom_flags rather than `.append(true)`: std
@@ -93,10 +90,7 @@ pub(super) fn create_dir_all(path: &Path) -> impl Future<Output = io::Result<()>
 }
 
 fn open_dir(dir: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(dir)
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir)
 }
 
 pub(super) fn sync_dir(dir: &Path) -> impl Future<Output = io::Result<()>> + 'static {
@@ -112,10 +106,7 @@ pub(super) fn read_dir(dir: &Path) -> impl Future<Output = io::Result<Vec<String
             let name = entry?.file_name();
             // A lossy name would name a file that does not exist.
             let name = name.into_string().map_err(|n| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("file name {n:?} in {} is not UTF-8", dir.display()),
-                )
+                io::Error::new(io::ErrorKind::InvalidData, format!("file name {n:?} in {} is not UTF-8", dir.display()))
             })?;
             names.push(name);
         }
@@ -128,10 +119,9 @@ pub(super) fn lock_dir(dir: &Path) -> io::Result<RealDirLock> {
     let file = open_dir(dir)?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(RealDirLock { _lock: lock }),
-        Err((_, Errno::EWOULDBLOCK)) => Err(io::Error::new(
-            io::ErrorKind::WouldBlock,
-            format!("{} is locked by another holder", dir.display()),
-        )),
+        Err((_, Errno::EWOULDBLOCK)) => {
+            Err(io::Error::new(io::ErrorKind::WouldBlock, format!("{} is locked by another holder", dir.display())))
+        }
         Err((_, e)) => Err(e.into()),
     }
 }

@@ -91,9 +91,7 @@ pub(super) fn take_inherited(n: i32) -> Option<RealFd> {
     if n < 0 {
         return None;
     }
-    let mut taken = TAKEN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut taken = TAKEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if taken.contains(&n) {
         return None;
     }
@@ -136,28 +134,17 @@ impl FdPlan {
     pub fn new(targets: &[i32]) -> io::Result<FdPlan> {
         let mut sorted = Vec::with_capacity(targets.len());
         for &t in targets {
-            let t = u32::try_from(t).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("fd target {t} is negative"),
-                )
-            })?;
+            let t = u32::try_from(t)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("fd target {t} is negative")))?;
             sorted.push(t);
         }
         sorted.sort_unstable();
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("fd target {} is given twice", w[0]),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd target {} is given twice", w[0])));
         }
         let max = sorted.last().copied().unwrap_or(0);
-        let dup_floor = i32::try_from(max.saturating_add(1).max(3)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("fd target {max} is too large"),
-            )
-        })?;
+        let dup_floor = i32::try_from(max.saturating_add(1).max(3))
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("fd target {max} is too large")))?;
         let mut close_ranges = Vec::new();
         let mut next = 3u32;
         for &t in &sorted {
@@ -170,11 +157,7 @@ impl FdPlan {
             next = t + 1;
         }
         close_ranges.push((next, u32::MAX));
-        Ok(FdPlan {
-            targets: targets.to_vec(),
-            dup_floor,
-            close_ranges,
-        })
+        Ok(FdPlan { targets: targets.to_vec(), dup_floor, close_ranges })
     }
 
     /// Runs the plan in a forked child: `sources[i]` ends up at
@@ -184,12 +167,7 @@ impl FdPlan {
     /// Only async-signal-safe calls, no allocation. Close-on-exec rather
     /// than closing now keeps std's own exec-error pipe working (it is
     /// close-on-exec already, so it still closes exactly at exec).
-    pub fn apply_in_child(
-        &self,
-        sources: &[RawFd],
-        scratch: &mut [RawFd],
-        nofile: u32,
-    ) -> io::Result<()> {
+    pub fn apply_in_child(&self, sources: &[RawFd], scratch: &mut [RawFd], nofile: u32) -> io::Result<()> {
         // 1. Copy every source above the highest target, so no dup2 below
         //    overwrites a source that is still to be placed.
         for (src, tmp) in sources.iter().zip(scratch.iter_mut()) {
@@ -223,14 +201,7 @@ impl FdPlan {
 /// fd below `nofile` (the soft `RLIMIT_NOFILE`, which bounds fd numbers).
 fn cloexec_range(first: u32, last: u32, nofile: u32) -> io::Result<()> {
     // SAFETY: close_range with the CLOEXEC flag only sets flags.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            last,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, libc::CLOSE_RANGE_CLOEXEC) };
     if rc == 0 {
         return Ok(());
     }
@@ -253,10 +224,7 @@ fn cloexec_range(first: u32, last: u32, nofile: u32) -> io::Result<()> {
 /// must not turn into 2^31 fcntl calls in the child.
 pub(super) fn nofile_limit() -> u32 {
     const CAP: u32 = 1 << 20;
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `rl` is a valid, writable rlimit.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
     if rc != 0 {
@@ -296,17 +264,8 @@ mod tests {
 
     #[test]
     fn plan_rejects_bad_targets() {
-        assert_eq!(
-            FdPlan::new(&[3, 3]).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            FdPlan::new(&[-1]).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            FdPlan::new(&[i32::MAX]).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(FdPlan::new(&[3, 3]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(FdPlan::new(&[-1]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(FdPlan::new(&[i32::MAX]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 }

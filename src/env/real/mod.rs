@@ -16,8 +16,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    Addr, DiskEnv, Env, ExitStatus, Instant, LocalTask, NetEnv, OpenOptions, Pid, ProcessEnv,
-    ProcessSpec, Signal,
+    Addr, DiskEnv, Env, ExitStatus, Instant, LocalTask, NetEnv, OpenOptions, Pid, ProcessEnv, ProcessSpec, Signal,
 };
 
 mod crash;
@@ -54,13 +53,8 @@ impl RealEnv {
     pub fn new() -> Self {
         // RandomState's keys come from the OS's entropy source once per
         // thread; two of them give an unpredictable 64-bit seed.
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        RealEnv {
-            rng: Rc::new(Cell::new(seed)),
-            launcher: None,
-        }
+        let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        RealEnv { rng: Rc::new(Cell::new(seed)), launcher: None }
     }
 
     /// A handle whose [`ProcessEnv::spawn_process`] runs a program given
@@ -68,10 +62,7 @@ impl RealEnv {
     /// that dispatches on the program name, such as a test binary
     /// re-executing itself. A program given as a path is executed as is.
     pub fn with_launcher(exe: PathBuf, prefix_args: Vec<String>) -> Self {
-        RealEnv {
-            launcher: Some(Rc::new(Launcher { exe, prefix_args })),
-            ..Self::new()
-        }
+        RealEnv { launcher: Some(Rc::new(Launcher { exe, prefix_args })), ..Self::new() }
     }
 
     /// Runs `fut` to completion on a current-thread runtime with a
@@ -84,9 +75,7 @@ impl RealEnv {
     pub fn block_on<F: Future>(fut: F) -> std::io::Result<F::Output> {
         check_crash_target()?;
         signals::release_unclaimed()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let local = tokio::task::LocalSet::new();
         Ok(local.block_on(&rt, fut))
     }
@@ -100,10 +89,7 @@ impl Default for RealEnv {
 
 /// CLOCK_BOOTTIME: monotonic, counts suspended time, starts at boot.
 fn boot_time() -> Instant {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on
     // every Linux since 2.6.39.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
@@ -238,19 +224,11 @@ impl NetEnv for RealEnv {
         net::socketpair()
     }
 
-    fn read<'a>(
-        &self,
-        s: &'a RealStream,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + 'a {
+    fn read<'a>(&self, s: &'a RealStream, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         net::read(s, buf)
     }
 
-    fn write_all<'a>(
-        &self,
-        s: &'a RealStream,
-        buf: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + 'a {
+    fn write_all<'a>(&self, s: &'a RealStream, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
         net::write_all(s, buf)
     }
 
@@ -321,19 +299,11 @@ impl DiskEnv for RealEnv {
     type File = RealFile;
     type DirLock = RealDirLock;
 
-    fn open(
-        &self,
-        path: &Path,
-        opts: OpenOptions,
-    ) -> impl Future<Output = io::Result<RealFile>> + 'static {
+    fn open(&self, path: &Path, opts: OpenOptions) -> impl Future<Output = io::Result<RealFile>> + 'static {
         disk::open(path, opts)
     }
 
-    fn append<'a>(
-        &self,
-        f: &'a RealFile,
-        buf: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + 'a {
+    fn append<'a>(&self, f: &'a RealFile, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
         disk::append(f, buf)
     }
 

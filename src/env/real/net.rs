@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrLike, SockaddrStorage, UnixAddr,
-    sockopt,
+    self, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrLike, SockaddrStorage, UnixAddr, sockopt,
 };
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -63,9 +62,7 @@ impl RealListener {
         match self.kind {
             Kind::Unix => {
                 let a: UnixAddr = socket::getsockname(fd.as_raw_fd())?;
-                let path = a
-                    .path()
-                    .ok_or_else(|| io::Error::other("unnamed or abstract Unix socket"))?;
+                let path = a.path().ok_or_else(|| io::Error::other("unnamed or abstract Unix socket"))?;
                 Ok(Addr::Unix(path.to_path_buf()))
             }
             Kind::Tcp => {
@@ -108,9 +105,7 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
         if flags < 0 {
             return Err(io::Error::last_os_error());
         }
-        if flags & libc::O_NONBLOCK == 0
-            && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
-        {
+        if flags & libc::O_NONBLOCK == 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -121,11 +116,7 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 /// `InvalidInput` for anything that is not a Unix or IP stream socket.
 fn stream_kind(fd: &OwnedFd) -> io::Result<Kind> {
     let not_socket = |e: Errno| {
-        if e == Errno::ENOTSOCK {
-            invalid("not a socket")
-        } else {
-            io::Error::from(e)
-        }
+        if e == Errno::ENOTSOCK { invalid("not a socket") } else { io::Error::from(e) }
     };
     let ty = socket::getsockopt(fd, sockopt::SockType).map_err(not_socket)?;
     if ty != SockType::Stream {
@@ -148,33 +139,20 @@ pub(super) fn listen(addr: &Addr) -> io::Result<RealListener> {
     let (fd, kind) = match addr {
         // std binds with a backlog of 128 and, for TCP, SO_REUSEADDR; both
         // open close-on-exec.
-        Addr::Unix(path) => (
-            OwnedFd::from(std::os::unix::net::UnixListener::bind(path)?),
-            Kind::Unix,
-        ),
+        Addr::Unix(path) => (OwnedFd::from(std::os::unix::net::UnixListener::bind(path)?), Kind::Unix),
         Addr::Tcp(a) => (OwnedFd::from(std::net::TcpListener::bind(a)?), Kind::Tcp),
     };
     set_nonblocking(&fd)?;
-    Ok(RealListener {
-        io: register(fd)?,
-        kind,
-    })
+    Ok(RealListener { io: register(fd)?, kind })
 }
 
 pub(super) async fn accept(l: &RealListener) -> io::Result<RealStream> {
     loop {
-        let r =
-            l.io.async_io(Interest::READABLE, |fd| {
-                Ok(socket::accept4(fd.as_raw_fd(), SOCK_FLAGS)?)
-            })
-            .await;
+        let r = l.io.async_io(Interest::READABLE, |fd| Ok(socket::accept4(fd.as_raw_fd(), SOCK_FLAGS)?)).await;
         match r {
             // SAFETY: accept4 returned a new fd that nobody else owns.
             Ok(raw) => {
-                return Ok(RealStream {
-                    io: register(unsafe { OwnedFd::from_raw_fd(raw) })?,
-                    kind: l.kind,
-                });
+                return Ok(RealStream { io: register(unsafe { OwnedFd::from_raw_fd(raw) })?, kind: l.kind });
             }
             // A connection reset before we took it is the peer's business,
             // not the listener's: take the next one.
@@ -206,10 +184,7 @@ async fn connect_unix(path: &Path) -> io::Result<RealStream> {
         let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SOCK_FLAGS, None)?;
         match socket::connect(fd.as_raw_fd(), &ua) {
             Ok(()) => {
-                return Ok(RealStream {
-                    io: register(fd)?,
-                    kind: Kind::Unix,
-                });
+                return Ok(RealStream { io: register(fd)?, kind: Kind::Unix });
             }
             Err(Errno::EAGAIN | Errno::EINTR) => {
                 tokio::time::sleep(pause).await;
@@ -224,27 +199,17 @@ async fn connect_unix(path: &Path) -> io::Result<RealStream> {
 fn refused_unix(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionRefused,
-        format!(
-            "connection refused: no socket at {}",
-            PathBuf::from(path).display()
-        ),
+        format!("connection refused: no socket at {}", PathBuf::from(path).display()),
     )
 }
 
 async fn connect_tcp(a: SocketAddr) -> io::Result<RealStream> {
-    let family = if a.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
+    let family = if a.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd = socket::socket(family, SockType::Stream, SOCK_FLAGS, None)?;
     let sa = SockaddrStorage::from(a);
     match socket::connect(fd.as_raw_fd(), &sa) {
         Ok(()) => {
-            return Ok(RealStream {
-                io: register(fd)?,
-                kind: Kind::Tcp,
-            });
+            return Ok(RealStream { io: register(fd)?, kind: Kind::Tcp });
         }
         Err(Errno::EINPROGRESS | Errno::EINTR) => {}
         Err(e) => return Err(e.into()),
@@ -259,43 +224,24 @@ async fn connect_tcp(a: SocketAddr) -> io::Result<RealStream> {
             err => return Err(io::Error::from_raw_os_error(err)),
         }
     }
-    Ok(RealStream {
-        io,
-        kind: Kind::Tcp,
-    })
+    Ok(RealStream { io, kind: Kind::Tcp })
 }
 
 pub(super) fn socketpair() -> io::Result<(RealStream, RealStream)> {
     need_runtime()?;
     let (a, b) = socket::socketpair(AddressFamily::Unix, SockType::Stream, None, SOCK_FLAGS)?;
-    Ok((
-        RealStream {
-            io: register(a)?,
-            kind: Kind::Unix,
-        },
-        RealStream {
-            io: register(b)?,
-            kind: Kind::Unix,
-        },
-    ))
+    Ok((RealStream { io: register(a)?, kind: Kind::Unix }, RealStream { io: register(b)?, kind: Kind::Unix }))
 }
 
 pub(super) async fn read(s: &RealStream, buf: &mut [u8]) -> io::Result<usize> {
-    s.io.async_io(Interest::READABLE, |fd| {
-        Ok(socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?)
-    })
-    .await
+    s.io.async_io(Interest::READABLE, |fd| Ok(socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?)).await
 }
 
 pub(super) async fn write_all(s: &RealStream, mut buf: &[u8]) -> io::Result<()> {
     // MSG_NOSIGNAL: a closed peer is EPIPE (BrokenPipe), never SIGPIPE.
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
     while !buf.is_empty() {
-        let n =
-            s.io.async_io(Interest::WRITABLE, |fd| {
-                Ok(socket::send(fd.as_raw_fd(), buf, flags)?)
-            })
-            .await?;
+        let n = s.io.async_io(Interest::WRITABLE, |fd| Ok(socket::send(fd.as_raw_fd(), buf, flags)?)).await?;
         if n == 0 {
             return Err(io::Error::from(io::ErrorKind::WriteZero));
         }
@@ -305,28 +251,20 @@ pub(super) async fn write_all(s: &RealStream, mut buf: &[u8]) -> io::Result<()> 
 }
 
 pub(super) fn shutdown_write(s: &RealStream) -> io::Result<()> {
-    Ok(socket::shutdown(
-        s.io.get_ref().as_raw_fd(),
-        socket::Shutdown::Write,
-    )?)
+    Ok(socket::shutdown(s.io.get_ref().as_raw_fd(), socket::Shutdown::Write)?)
 }
 
 pub(super) fn bind_udp(addr: SocketAddr) -> io::Result<RealDatagram> {
     need_runtime()?;
     let s = std::net::UdpSocket::bind(addr)?;
     s.set_nonblocking(true)?;
-    Ok(RealDatagram {
-        io: tokio::net::UdpSocket::from_std(s)?,
-    })
+    Ok(RealDatagram { io: tokio::net::UdpSocket::from_std(s)? })
 }
 
 pub(super) async fn send_to(d: &RealDatagram, buf: &[u8], to: SocketAddr) -> io::Result<()> {
     let n = d.io.send_to(buf, to).await?;
     if n != buf.len() {
-        return Err(io::Error::other(format!(
-            "datagram truncated to {n} of {} bytes",
-            buf.len()
-        )));
+        return Err(io::Error::other(format!("datagram truncated to {n} of {} bytes", buf.len())));
     }
     Ok(())
 }
@@ -352,10 +290,7 @@ pub(super) fn fd_into_listener(fd: RealFd) -> io::Result<RealListener> {
         return Err(invalid("not a listening socket"));
     }
     set_nonblocking(&fd)?;
-    Ok(RealListener {
-        io: register(fd)?,
-        kind,
-    })
+    Ok(RealListener { io: register(fd)?, kind })
 }
 
 /// A stream from a descriptor: `InvalidInput` unless it is a Unix or TCP
@@ -367,10 +302,7 @@ pub(super) fn fd_into_stream(fd: RealFd) -> io::Result<RealStream> {
         return Err(invalid("a listening socket is not a stream"));
     }
     set_nonblocking(&fd)?;
-    Ok(RealStream {
-        io: register(fd)?,
-        kind,
-    })
+    Ok(RealStream { io: register(fd)?, kind })
 }
 
 /// A second descriptor for the same open file description.

@@ -36,9 +36,7 @@ struct ChildInner {
 
 impl std::fmt::Debug for RealChild {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RealChild")
-            .field("pid", &self.inner.pid)
-            .finish_non_exhaustive()
+        f.debug_struct("RealChild").field("pid", &self.inner.pid).finish_non_exhaustive()
     }
 }
 
@@ -52,10 +50,7 @@ pub(super) fn no_such_process() -> io::Error {
 fn pid_t(pid: Pid) -> io::Result<libc::pid_t> {
     match libc::pid_t::try_from(pid) {
         Ok(p) if p > 0 => Ok(p),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{pid} is not a process id"),
-        )),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{pid} is not a process id"))),
     }
 }
 
@@ -65,11 +60,7 @@ fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if rc < 0 {
         let e = io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::ESRCH) {
-            no_such_process()
-        } else {
-            e
-        });
+        return Err(if e.raw_os_error() == Some(libc::ESRCH) { no_such_process() } else { e });
     }
     let fd = RawFd::try_from(rc).map_err(|_| io::Error::other("pidfd_open returned a bad fd"))?;
     // SAFETY: the kernel just returned this new fd and nobody else owns it.
@@ -97,12 +88,7 @@ pub(super) fn exit_status(si_code: i32, si_status: i32) -> ExitStatus {
 impl RealEnv {
     pub(super) fn spawn_real(&self, spec: ProcessSpec<RealFd>) -> io::Result<RealChild> {
         need_runtime()?;
-        let ProcessSpec {
-            program,
-            args,
-            vars,
-            fds,
-        } = spec;
+        let ProcessSpec { program, args, vars, fds } = spec;
         let (sources, targets): (Vec<RealFd>, Vec<i32>) = fds.into_iter().unzip();
         let plan = FdPlan::new(&targets)?;
         let raw_sources: Vec<RawFd> = sources.iter().map(AsRawFd::as_raw_fd).collect();
@@ -134,10 +120,7 @@ impl RealEnv {
         let pid = child.id();
         // Nobody reaps the child but us, so its pid cannot be reused before
         // the pidfd exists.
-        let pidfd = match pid_t(pid)
-            .and_then(pidfd_open)
-            .and_then(|fd| register(fd, Interest::READABLE))
-        {
+        let pidfd = match pid_t(pid).and_then(pidfd_open).and_then(|fd| register(fd, Interest::READABLE)) {
             Ok(fd) => fd,
             Err(e) => {
                 // A child we cannot hold must not run unsupervised; SIGKILL
@@ -150,13 +133,7 @@ impl RealEnv {
         // std's Child is dropped without waiting: the pidfd holds it now.
         drop(child);
         tracing::debug!(pid, program = %program, "spawned");
-        Ok(RealChild {
-            inner: Rc::new(ChildInner {
-                pid,
-                pidfd,
-                status: Cell::new(None),
-            }),
-        })
+        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, status: Cell::new(None) }) })
     }
 
     pub(super) fn child_pid_real(child: &RealChild) -> Pid {
@@ -221,11 +198,7 @@ impl RealEnv {
         };
         if rc < 0 {
             let e = io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::ESRCH) {
-                no_such_process()
-            } else {
-                e
-            });
+            return Err(if e.raw_os_error() == Some(libc::ESRCH) { no_such_process() } else { e });
         }
         Ok(())
     }
@@ -235,11 +208,7 @@ impl RealEnv {
         let rc = unsafe { libc::kill(pid_t(pid)?, signal.number()) };
         if rc < 0 {
             let e = io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::ESRCH) {
-                no_such_process()
-            } else {
-                e
-            });
+            return Err(if e.raw_os_error() == Some(libc::ESRCH) { no_such_process() } else { e });
         }
         Ok(())
     }
@@ -259,11 +228,7 @@ impl RealEnv {
 
 /// Whether the process behind `pidfd` has exited (its pidfd polls readable).
 fn pidfd_exited(pidfd: &OwnedFd) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, zero timeout.
     let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
     if rc < 0 {
@@ -279,8 +244,7 @@ fn waitid_pidfd(pidfd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
     let id = libc::id_t::try_from(pidfd.as_raw_fd()).map_err(|_| io::Error::other("bad pidfd"))?;
     loop {
         // SAFETY: waitid with a pidfd we own and a valid siginfo_t pointer.
-        let rc =
-            unsafe { libc::waitid(libc::P_PIDFD, id, &mut info, libc::WEXITED | libc::WNOHANG) };
+        let rc = unsafe { libc::waitid(libc::P_PIDFD, id, &mut info, libc::WEXITED | libc::WNOHANG) };
         if rc == 0 {
             break;
         }
@@ -306,35 +270,17 @@ mod tests {
     fn statuses_map_to_codes_and_named_signals() {
         assert_eq!(exit_status(libc::CLD_EXITED, 0), ExitStatus::Code(0));
         assert_eq!(exit_status(libc::CLD_EXITED, 3), ExitStatus::Code(3));
-        assert_eq!(
-            exit_status(libc::CLD_KILLED, libc::SIGTERM),
-            ExitStatus::Signaled(Signal::Term)
-        );
-        assert_eq!(
-            exit_status(libc::CLD_KILLED, libc::SIGKILL),
-            ExitStatus::Signaled(Signal::Kill)
-        );
-        assert_eq!(
-            exit_status(libc::CLD_DUMPED, libc::SIGQUIT),
-            ExitStatus::Code(128 + libc::SIGQUIT)
-        );
-        assert_eq!(
-            exit_status(libc::CLD_KILLED, libc::SIGSEGV),
-            ExitStatus::Code(139)
-        );
-        assert_eq!(
-            exit_status(libc::CLD_STOPPED, libc::SIGSTOP),
-            ExitStatus::Code(-1)
-        );
+        assert_eq!(exit_status(libc::CLD_KILLED, libc::SIGTERM), ExitStatus::Signaled(Signal::Term));
+        assert_eq!(exit_status(libc::CLD_KILLED, libc::SIGKILL), ExitStatus::Signaled(Signal::Kill));
+        assert_eq!(exit_status(libc::CLD_DUMPED, libc::SIGQUIT), ExitStatus::Code(128 + libc::SIGQUIT));
+        assert_eq!(exit_status(libc::CLD_KILLED, libc::SIGSEGV), ExitStatus::Code(139));
+        assert_eq!(exit_status(libc::CLD_STOPPED, libc::SIGSTOP), ExitStatus::Code(-1));
     }
 
     #[test]
     fn pids_that_kill_would_misread_are_rejected() {
         assert_eq!(pid_t(0).unwrap_err().kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(
-            pid_t(u32::MAX).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(pid_t(u32::MAX).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         assert_eq!(pid_t(1).unwrap(), 1);
     }
 }

@@ -19,10 +19,7 @@ fn unix_only(s: &RealStream) -> io::Result<()> {
     if s.kind == Kind::Unix {
         Ok(())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "fds can only be passed over Unix streams",
-        ))
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "fds can only be passed over Unix streams"))
     }
 }
 
@@ -37,16 +34,10 @@ pub(super) async fn send_with_fds(s: &RealStream, buf: &[u8], fds: Vec<RealFd>) 
         return net::write_all(s, buf).await;
     }
     if buf.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "fds need at least one byte of data",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "fds need at least one byte of data"));
     }
     if fds.len() > MAX_FDS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("at most {MAX_FDS} fds per message"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("at most {MAX_FDS} fds per message")));
     }
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
@@ -54,13 +45,7 @@ pub(super) async fn send_with_fds(s: &RealStream, buf: &[u8], fds: Vec<RealFd>) 
         s.io.async_io(Interest::WRITABLE, |fd| {
             let iov = [IoSlice::new(buf)];
             let cmsg = [ControlMessage::ScmRights(&raw)];
-            Ok(socket::sendmsg::<UnixAddr>(
-                fd.as_raw_fd(),
-                &iov,
-                &cmsg,
-                flags,
-                None,
-            )?)
+            Ok(socket::sendmsg::<UnixAddr>(fd.as_raw_fd(), &iov, &cmsg, flags, None)?)
         })
         .await?;
     // The fds went with the first chunk; our copies can go.
@@ -69,10 +54,7 @@ pub(super) async fn send_with_fds(s: &RealStream, buf: &[u8], fds: Vec<RealFd>) 
 }
 
 /// Reads some bytes and the fds attached to them (received close-on-exec).
-pub(super) async fn recv_with_fds(
-    s: &RealStream,
-    buf: &mut [u8],
-) -> io::Result<(usize, Vec<RealFd>)> {
+pub(super) async fn recv_with_fds(s: &RealStream, buf: &mut [u8]) -> io::Result<(usize, Vec<RealFd>)> {
     unix_only(s)?;
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
@@ -86,10 +68,7 @@ pub(super) async fn recv_with_fds(
             if let ControlMessageOwned::ScmRights(raw) = c {
                 // SAFETY: the kernel installed these fds in our table for
                 // this message; nobody else owns them.
-                fds.extend(
-                    raw.into_iter()
-                        .map(|r| RealFd::new(unsafe { OwnedFd::from_raw_fd(r) })),
-                );
+                fds.extend(raw.into_iter().map(|r| RealFd::new(unsafe { OwnedFd::from_raw_fd(r) })));
             }
         }
         Ok((msg.bytes, fds))

@@ -44,13 +44,7 @@ use super::fds::{need_runtime, register};
 use crate::env::Signal;
 
 /// The signals `main` blocks and a process may handle.
-const HANDLED: [Signal; 5] = [
-    Signal::Hup,
-    Signal::Int,
-    Signal::Term,
-    Signal::Usr1,
-    Signal::Cont,
-];
+const HANDLED: [Signal; 5] = [Signal::Hup, Signal::Int, Signal::Term, Signal::Usr1, Signal::Cont];
 
 /// Whether [`block_handled_signals`] ran. A `static` because the signal
 /// mask it records is process state (exempt from DESIGN.md rule 2).
@@ -90,11 +84,7 @@ pub fn block_handled_signals() -> io::Result<()> {
 /// [`RealSignals`] claims: from here an unhandled signal kills.
 pub(super) fn release_unclaimed() -> io::Result<()> {
     let claims = CLAIMS.with(Cell::get);
-    let free = HANDLED
-        .iter()
-        .zip(claims)
-        .filter(|(_, c)| *c == 0)
-        .map(|(s, _)| *s);
+    let free = HANDLED.iter().zip(claims).filter(|(_, c)| *c == 0).map(|(s, _)| *s);
     pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&sigset(free)), None)?;
     Ok(())
 }
@@ -110,9 +100,7 @@ pub struct RealSignals {
 
 impl std::fmt::Debug for RealSignals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RealSignals")
-            .field("set", &self.set)
-            .finish_non_exhaustive()
+        f.debug_struct("RealSignals").field("set", &self.set).finish_non_exhaustive()
     }
 }
 
@@ -131,10 +119,7 @@ pub(super) fn handle(signals: &[Signal]) -> io::Result<RealSignals> {
     let mut set: Vec<Signal> = Vec::new();
     for &s in signals {
         if index(s).is_none() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{s} cannot be handled"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{s} cannot be handled")));
         }
         if !set.contains(&s) {
             set.push(s);
@@ -154,11 +139,7 @@ pub(super) fn handle(signals: &[Signal]) -> io::Result<RealSignals> {
     let mask = sigset(set.iter().copied());
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
     claim(&set, 1);
-    let mut signals = RealSignals {
-        fd: None,
-        set,
-        _thread: PhantomData,
-    };
+    let mut signals = RealSignals { fd: None, set, _thread: PhantomData };
     // From here an error drops `signals`, which releases the claim.
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     signals.fd = Some(register(sfd, Interest::READABLE)?);
@@ -212,10 +193,7 @@ pub(super) async fn next(signals: &mut RealSignals) -> Signal {
         };
         match guard.get_inner().read_signal() {
             Ok(Some(info)) => {
-                if let Some(s) = i32::try_from(info.ssi_signo)
-                    .ok()
-                    .and_then(Signal::from_number)
-                {
+                if let Some(s) = i32::try_from(info.ssi_signo).ok().and_then(Signal::from_number) {
                     return s;
                 }
             }
