@@ -546,7 +546,7 @@ impl Kernel {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
         if let Some(w) = &self.watch {
             w.exit_poll();
-            if self.polls.get() % 1024 == 0 {
+            if self.polls.get().is_multiple_of(1024) {
                 // The watchdog's report names the hash as of a recent poll.
                 w.set_hash(trace::current_hash());
             }
