@@ -177,7 +177,7 @@ pub struct WorldState {
     /// TCP listeners by address.
     pub tcp: BTreeMap<SocketAddr, Rc<RefCell<ListenerState>>>,
     /// UDP sockets by address.
-    pub udp: BTreeMap<SocketAddr, Rc<RefCell<UdpState>>>,
+    pub udp: BTreeMap<u64, Rc<RefCell<UdpState>>>,
     /// Datagrams in flight, by slot (free slots are `None`).
     pub in_flight: Vec<Option<stream::InFlight>>,
     /// Free slots of `in_flight`.
@@ -241,7 +241,14 @@ impl WorldState {
 
     /// The host with address `ip`.
     pub fn host_by_ip(&self, ip: std::net::IpAddr) -> Option<u32> {
-        self.hosts.iter().position(|h| std::net::IpAddr::V4(h.ip) == ip).map(|i| i as u32)
+        // Host i has 10.0.(i / 250).(i % 250 + 1): invert instead of searching.
+        let std::net::IpAddr::V4(v4) = ip else { return None };
+        let [a, b, c, d] = v4.octets();
+        if a != 10 || b != 0 || d == 0 {
+            return None;
+        }
+        let i = u32::from(c) * 250 + u32::from(d) - 1;
+        self.hosts.get(i as usize).filter(|h| h.ip == v4).map(|_| i)
     }
 
     /// Whether hosts `a` and `b` are cut off from each other at `now`.
@@ -292,7 +299,7 @@ pub fn deliver_datagram(kernel: &crate::exec::Kernel, slot: u32) {
         let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
         w.in_flight_free.push(slot);
         let up = w.hosts.get(d.host as usize).is_some_and(|h| h.up);
-        w.udp.get(&d.to).filter(|_| up).cloned().map(|t| (t, d))
+        w.udp.get(&addr_key(d.to)).filter(|_| up).cloned().map(|t| (t, d))
     };
     if let Some((t, d)) = target {
         let mut t = t.borrow_mut();
@@ -301,6 +308,18 @@ pub fn deliver_datagram(kernel: &crate::exec::Kernel, slot: u32) {
             if let Some(w) = t.reader.take() {
                 w.wake();
             }
+        }
+    }
+}
+
+/// A socket address as one integer (IPv4 << 16 | port; IPv6 hashed into
+/// the high bits): map lookups on the datagram path compare one word.
+pub fn addr_key(a: SocketAddr) -> u64 {
+    match a {
+        SocketAddr::V4(v4) => (u64::from(u32::from(*v4.ip())) << 16) | u64::from(v4.port()),
+        SocketAddr::V6(v6) => {
+            let ip = u128::from(*v6.ip());
+            (1 << 63) | (((ip ^ (ip >> 64)) as u64 & 0x7fff_ffff_ffff) << 16) | u64::from(v6.port())
         }
     }
 }

@@ -366,12 +366,12 @@ impl NetEnv for SimEnv {
             return Err(err(io::ErrorKind::AddrNotAvailable, "address not on this host"));
         }
         let mut w = self.kernel.world.borrow_mut();
-        if w.udp.get(&bound).is_some_and(|u| u.borrow().open) {
+        if w.udp.get(&super::addr_key(bound)).is_some_and(|u| u.borrow().open) {
             return Err(err(io::ErrorKind::AddrInUse, "address in use"));
         }
         let state =
             Rc::new(RefCell::new(UdpState { addr: bound, open: true, queue: Default::default(), reader: None }));
-        w.udp.insert(bound, state.clone());
+        w.udp.insert(super::addr_key(bound), state.clone());
         drop(w);
         Ok(SimFd::register(&self.kernel, self.proc, Desc::new(DescKind::Udp(state))))
     }
