@@ -152,7 +152,7 @@ pub struct Kernel {
     cost_bits: Cell<(u64, u8)>,
     /// How many processes are stopped (the wake path skips the check at 0).
     stopped_count: Cell<u32>,
-    actions: RefCell<Vec<Fired>>,
+    actions: RefCell<std::collections::VecDeque<Fired>>,
     /// The simulated world: hosts, processes, sockets, disks.
     pub(crate) world: RefCell<crate::world::WorldState>,
 }
@@ -454,22 +454,26 @@ impl Kernel {
 
     /// Fires due timers and runs due actions, then collects the wakes.
     fn fire_timers(&self) {
-        let mut actions = std::mem::take(&mut *self.actions.borrow_mut());
-        let fired = self.timers.borrow_mut().fire_due(self.now.get(), &mut actions);
-        if !actions.is_empty() {
-            trace::set_context(self.now.get(), 0, 0);
+        let fired = self.timers.borrow_mut().fire_due(self.now.get(), &mut self.actions.borrow_mut());
+        if fired == 0 {
+            return;
         }
-        for action in actions.drain(..) {
+        let mut context_set = false;
+        loop {
+            // One at a time: an action may schedule timers or wake tasks.
+            let Some(action) = self.actions.borrow_mut().pop_front() else { break };
+            if !context_set {
+                trace::set_context(self.now.get(), 0, 0);
+                context_set = true;
+            }
             match action {
                 Fired::Act(a) => a(),
                 Fired::Datagram(slot) => crate::world::deliver_datagram(self, slot),
             }
         }
-        *self.actions.borrow_mut() = actions;
-        if fired > 0 {
-            self.collect_wakes(None);
-        }
+        self.collect_wakes(None);
     }
+
 
     /// The virtual time a poll costs: 16 random bits per poll, four polls
     /// per draw of the poll-cost stream.
@@ -536,7 +540,6 @@ impl Kernel {
         self.polls.set(self.polls.get() + 1);
         trace::set_context(now, pid, task_key(id));
         trace::sim_event(2, task_key(id), 0, || "poll".to_owned());
-        waker::set_running(id);
         self.current.set(id);
         let waker = waker::waker(id);
         let mut cx = Context::from_waker(&waker);
@@ -551,7 +554,6 @@ impl Kernel {
                 w.set_hash(trace::current_hash());
             }
         }
-        waker::set_running(waker::NO_TASK);
         self.current.set(waker::NO_TASK);
         trace::set_context(self.now.get(), 0, 0);
         if self.is_dead(pid) {

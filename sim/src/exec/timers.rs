@@ -113,7 +113,7 @@ impl Timers {
     /// Wakes every timer due at or before `now_ns` and moves due actions
     /// into `actions` (to run once the timers are no longer borrowed);
     /// returns how many fired.
-    pub fn fire_due(&mut self, now_ns: u64, actions: &mut Vec<Fired>) -> usize {
+    pub fn fire_due(&mut self, now_ns: u64, actions: &mut std::collections::VecDeque<Fired>) -> usize {
         let mut fired = 0;
         while let Some(Reverse(key)) = self.heap.peek().copied() {
             if (key >> 64) as u64 > now_ns {
@@ -126,8 +126,8 @@ impl Timers {
                     self.free.push(slot);
                     match due {
                         Due::Wake(w) => w.wake(),
-                        Due::Act(a) => actions.push(Fired::Act(a)),
-                        Due::Datagram(d) => actions.push(Fired::Datagram(d)),
+                        Due::Act(a) => actions.push_back(Fired::Act(a)),
+                        Due::Datagram(d) => actions.push_back(Fired::Datagram(d)),
                     }
                     fired += 1;
                 }
@@ -186,7 +186,7 @@ mod tests {
             while let Some(next) = timers.next_deadline() {
                 prop_assert!(next >= now, "deadlines go backwards");
                 now = next;
-                timers.fire_due(now, &mut Vec::new());
+                timers.fire_due(now, &mut Default::default());
             }
             let fired = order.lock().unwrap().clone();
             prop_assert_eq!(fired, expected.iter().map(|(_, i)| *i).collect::<Vec<_>>());

@@ -5,7 +5,7 @@
 //! no allocation backs a waker. The id carries the run's epoch, so a waker
 //! that outlived its run wakes nothing in the next one.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 /// Identifies a task: epoch (16 bits) | generation (16) | slab index (32).
@@ -16,8 +16,6 @@ pub const NO_TASK: TaskId = u64::MAX;
 
 thread_local! {
     static WOKEN: RefCell<Vec<TaskId>> = const { RefCell::new(Vec::new()) };
-    static RUNNING: Cell<TaskId> = const { Cell::new(NO_TASK) };
-    static SELF_WOKEN: Cell<bool> = const { Cell::new(false) };
 }
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop_waker);
@@ -32,12 +30,10 @@ fn wake(data: *const ()) {
 
 fn drop_waker(_: *const ()) {}
 
-/// Wakes `id`: noted as a yield if `id` is waking itself while polled.
+/// Wakes `id`. (Whether it woke itself, a yield, the executor tells from
+/// which task it was polling when it collects the wake.)
 #[inline]
 pub fn wake_id(id: TaskId) {
-    if RUNNING.with(Cell::get) == id {
-        SELF_WOKEN.with(|s| s.set(true));
-    }
     WOKEN.with(|w| w.borrow_mut().push(id));
 }
 
@@ -46,14 +42,6 @@ pub fn waker(id: TaskId) -> Waker {
     // SAFETY: the vtable functions never dereference `data`; it is the id
     // stored in a pointer-sized integer.
     unsafe { Waker::from_raw(RawWaker::new(id as usize as *const (), &VTABLE)) }
-}
-
-/// Marks `id` as the task being polled (or [`NO_TASK`]) and clears the
-/// self-wake flag; returns whether the previous task woke itself.
-#[inline]
-pub fn set_running(id: TaskId) -> bool {
-    RUNNING.with(|r| r.set(id));
-    SELF_WOKEN.with(|s| s.replace(false))
 }
 
 /// Moves the ids woken since the last call into `out`.
@@ -68,5 +56,4 @@ pub fn drain_woken(out: &mut Vec<TaskId>) {
 /// Forgets wakes left over from an earlier run on this thread.
 pub fn reset() {
     WOKEN.with(|w| w.borrow_mut().clear());
-    set_running(NO_TASK);
 }
