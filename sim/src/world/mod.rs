@@ -141,6 +141,30 @@ pub struct Proc {
     pub init_entry: Option<usize>,
 }
 
+impl Proc {
+    /// A running process of `program` with pid `pid` on `host`, nothing
+    /// inherited, no parent.
+    pub fn new(host: u32, pid: u32, program: &str) -> Proc {
+        Proc {
+            host,
+            pid,
+            parent: None,
+            program: program.to_owned(),
+            state: ProcState::Running,
+            vars: BTreeMap::new(),
+            inherited: BTreeMap::new(),
+            fds: BTreeMap::new(),
+            next_fd: 0,
+            handled: BTreeSet::new(),
+            signals: VecDeque::new(),
+            held: Vec::new(),
+            signal_waker: None,
+            exit_waiters: Vec::new(),
+            init_entry: None,
+        }
+    }
+}
+
 /// Network behaviour between hosts.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -274,6 +298,15 @@ impl WorldState {
     /// The live process with `pid` on `host`.
     pub fn find_pid(&self, host: u32, pid: u32) -> Option<u32> {
         self.live_pids.get(&(host, pid)).copied()
+    }
+
+    /// Enters `p` in the process table under a new global id.
+    fn insert_proc(&mut self, p: Proc) -> u32 {
+        let proc = self.next_proc;
+        self.next_proc += 1;
+        self.live_pids.insert((p.host, p.pid), proc);
+        self.procs.insert(proc, p);
+        proc
     }
 
     /// Allocates the next free pid on `host`, wrapping at `pid_max`.

@@ -1,7 +1,7 @@
 //! Process lifecycle: start, exit, signals, SIGSTOP/SIGCONT, host crash and
 //! restart with init; and `ProcessEnv` for `SimEnv`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
@@ -75,30 +75,14 @@ pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
             release(fds);
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "no free pid (EAGAIN)"));
         };
-        let proc = w.next_proc;
-        w.next_proc += 1;
-        w.live_pids.insert((host, pid), proc);
         let inherited: BTreeMap<i32, Rc<Desc>> = fds.into_iter().map(|(d, n)| (n, d)).collect();
-        w.procs.insert(
-            proc,
-            Proc {
-                host,
-                pid,
-                parent,
-                program: program.to_owned(),
-                state: ProcState::Running,
-                vars: vars.into_iter().collect(),
-                inherited,
-                fds: BTreeMap::new(),
-                next_fd: 0,
-                handled: BTreeSet::new(),
-                signals: VecDeque::new(),
-                held: Vec::new(),
-                signal_waker: None,
-                exit_waiters: Vec::new(),
-                init_entry,
-            },
-        );
+        let proc = w.insert_proc(Proc {
+            parent,
+            vars: vars.into_iter().collect(),
+            inherited,
+            init_entry,
+            ..Proc::new(host, pid, program)
+        });
         let boot = w.hosts[host as usize].boot_ns;
         (proc, SimEnv::new(kernel.clone(), proc, host, boot), main)
     };
@@ -125,30 +109,7 @@ pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
 pub(crate) fn bare_process(kernel: &Rc<Kernel>, host: u32, name: &str) -> u32 {
     let mut w = kernel.world.borrow_mut();
     let pid = w.alloc_pid(host).unwrap_or(1);
-    let proc = w.next_proc;
-    w.next_proc += 1;
-    w.live_pids.insert((host, pid), proc);
-    w.procs.insert(
-        proc,
-        Proc {
-            host,
-            pid,
-            parent: None,
-            program: name.to_owned(),
-            state: ProcState::Running,
-            vars: BTreeMap::new(),
-            inherited: BTreeMap::new(),
-            fds: BTreeMap::new(),
-            next_fd: 0,
-            handled: BTreeSet::new(),
-            signals: VecDeque::new(),
-            held: Vec::new(),
-            signal_waker: None,
-            exit_waiters: Vec::new(),
-            init_entry: None,
-        },
-    );
-    proc
+    w.insert_proc(Proc::new(host, pid, name))
 }
 
 /// Ends process `proc` with `status`: its tasks are discarded after the
