@@ -73,6 +73,14 @@ fn partition(kernel: &Kernel, p: &Partition) {
     kernel.world.borrow_mut().net.partitions.push((p.a, p.b, from, from + p.for_ms * 1_000_000));
 }
 
+/// Applies the scenario's rates to the world, before the model starts (so
+/// a model may still change them).
+pub fn configure(kernel: &Kernel, faults: Faults) {
+    let mut w = kernel.world.borrow_mut();
+    w.disk_error = faults.disk_error;
+    w.net.udp_loss = faults.udp_loss;
+}
+
 /// Sets up faults for a run: the plan's events if a plan is given, else
 /// events drawn from `faults` until `safety_end_ns`. Returns the plan
 /// being injected (filled in as random faults happen).
@@ -82,11 +90,6 @@ pub fn install(
     plan: Option<&FaultPlan>,
     safety_end_ns: u64,
 ) -> Rc<RefCell<FaultPlan>> {
-    {
-        let mut w = kernel.world.borrow_mut();
-        w.disk_error = faults.disk_error;
-        w.net.udp_loss = faults.udp_loss;
-    }
     let injected = Rc::new(RefCell::new(FaultPlan::default()));
     // Random faults are drawn the same way with or without a plan, so a
     // saved plan replays the very run it came from; with a plan, only its

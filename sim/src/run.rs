@@ -188,6 +188,7 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     ];
     header.extend(shape.extra_header.iter().cloned());
 
+    crate::faults::configure(&kernel, shape.faults);
     let world = World::new(kernel.clone(), checks.clone(), seed);
     let final_check = start(&world);
     let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);
