@@ -8,3 +8,5 @@
 #![deny(missing_docs)]
 
 pub mod env;
+pub mod gate;
+pub mod supervisor;

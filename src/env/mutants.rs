@@ -45,6 +45,52 @@ pub const ALL: &[Mutant] = &[
         name: "selftest-nondeterministic",
         bug: "iterates a randomly seeded std HashMap, so the order of events differs between processes",
     },
+    Mutant {
+        name: "gate-no-watermark",
+        bug: "the re-register gate keeps no success watermark: a straggler reaching it after a success registers again",
+    },
+    Mutant {
+        name: "gate-stamp-on-failure",
+        bug: "a failed register stamps the success watermark, hiding the deletion its retry was to recover",
+    },
+    Mutant {
+        name: "gate-recovery-uses-caller-cancel",
+        bug: "recovery runs under the reporting heartbeat's token, which pruning cancels: the register is abandoned",
+    },
+    Mutant {
+        name: "gate-slot-kept-on-success",
+        bug: "a successful register leaves the gate's slot for the rest of the window, suppressing a later deletion",
+    },
+    Mutant {
+        name: "gate-append-runtimes",
+        bug: "the register response is appended to the key's runtime set instead of replacing it, duplicating siblings",
+    },
+    Mutant {
+        name: "gate-no-follow-up",
+        bug: "a claim coalesced behind an in-flight register is dropped, losing a deletion that landed after it was applied",
+    },
+    Mutant {
+        name: "done-on-signal",
+        bug: "a runnable enters DONE when it signals Done, before it returned: GC restarts its parent under it (seed 000)",
+    },
+    Mutant {
+        name: "recover-restarts-clean-return",
+        bug: "run-with-recover restarts a function that returned cleanly, as if it had panicked",
+    },
+    Mutant {
+        name: "immediate-return-is-exit",
+        bug: "a service start that returns at once (serving in the background) is taken for an exit and restarted in a loop",
+    },
+    Mutant {
+        name: "busy-spin-after-cancel",
+        bug: "the controller's error handler never disables its cancelled branch and spins after shutdown",
+    },
+    Mutant {
+        name: "stop-waits-forever",
+        bug: "stop functions run with no deadline: one that ignores its context hangs wait() forever",
+    },
+    Mutant { name: "readiness-fails-open", bug: "a readiness check that has not completed yet counts as ready" },
+    Mutant { name: "start-not-idempotent", bug: "a second start() starts every service again" },
 ];
 
 /// Whether warden was built with the `mutants` feature, so mutants can fire.

@@ -474,7 +474,6 @@ impl Kernel {
         self.collect_wakes(None);
     }
 
-
     /// The virtual time a poll costs: 16 random bits per poll, four polls
     /// per draw of the poll-cost stream.
     #[inline]

@@ -3,6 +3,7 @@
 //! Only the workload, simulated peers and the checkers are model code.
 
 mod bench_heartbeat;
+mod gate_stampede;
 mod selftest_busy_loop;
 mod selftest_durable_write;
 mod selftest_journal;
@@ -11,6 +12,9 @@ mod selftest_lost_update;
 mod selftest_nondeterministic;
 mod selftest_pct;
 mod selftest_pid_reuse;
+mod supervisor_done_delay;
+mod supervisor_lifecycle;
+mod supervisor_recover;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -68,6 +72,10 @@ pub fn all() -> &'static [&'static dyn Model] {
         &selftest_pid_reuse::PidReuse,
         &selftest_listener_handoff::ListenerHandoff,
         &bench_heartbeat::Heartbeat,
+        &gate_stampede::Stampede,
+        &supervisor_done_delay::DoneDelay,
+        &supervisor_recover::Recover,
+        &supervisor_lifecycle::Lifecycle,
     ]
 }
 

@@ -1,0 +1,209 @@
+//! The re-register stampede: a daemon runs warden's recovery driver
+//! (`warden::gate::Recovery`) against the simulated registry of
+//! [`registry`] on another host. The registry deletes
+//! registrations in waves, several runtimes of a key at once; HTTP
+//! heartbeats, websocket acks and the sync loop all report them gone.
+//!
+//! Checkers: the registry fails `one-registration-per-deletion` when it
+//! accepts two registrations of a key with no deletion between them; after
+//! the fault-free phase, `every-deletion-recovered` wants every deletion
+//! followed by a registration, and `no-sibling-lost` wants the daemon's
+//! runtime set of each key to be exactly the registry's live set (no
+//! sibling dropped, none duplicated).
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use warden::env::Env;
+use warden::gate::{Recovery, RecoveryConfig};
+
+pub mod registry;
+
+use self::registry::{Book, Knobs, SharedBook, StreamRegistry};
+use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
+use crate::env::SimEnv;
+
+/// The stampede model.
+pub struct Stampede;
+
+static SPEC: ModelSpec = ModelSpec {
+    name: "gate.stampede",
+    about: "a stampede of gone reports against warden's re-register gate and a simulated registry",
+    invariants: &["one-registration-per-deletion", "every-deletion-recovered", "no-sibling-lost"],
+    coverage: &[("straggler-after-success", "a deletion wave in which a straggler reached the gate after a success")],
+    params: &[
+        Param { name: "keys", default: 2, about: "registration keys (workspaces)" },
+        Param { name: "runtimes_per_key", default: 4, about: "runtimes (providers) per key" },
+        Param { name: "revisions", default: 1, about: "1: the registry has revisions; 0: timestamp rule only" },
+        Param { name: "fail_percent", default: 15, about: "register / recover-orphans calls refused" },
+        Param { name: "slow_percent", default: 30, about: "registry calls that stall" },
+        Param { name: "stall_max_ms", default: 30_000, about: "longest registry stall" },
+        Param { name: "wave_gap_min_ms", default: 4_000, about: "shortest gap between deletion waves" },
+        Param { name: "wave_gap_max_ms", default: 15_000, about: "longest gap between deletion waves" },
+        Param { name: "wave_spread_ms", default: 3_000, about: "deletions of one wave land within this" },
+    ],
+};
+
+type Daemon = Recovery<SimEnv, StreamRegistry<SimEnv>>;
+
+/// What the model's programs and checkers share.
+struct Shared {
+    book: SharedBook,
+    daemon: RefCell<Option<Daemon>>,
+    /// The gate's straggler count at the start of each wave.
+    waves: RefCell<Vec<u64>>,
+    registry_addr: Cell<Option<SocketAddr>>,
+}
+
+impl Shared {
+    fn covered(&self) -> u64 {
+        self.daemon.borrow().as_ref().map_or(0, |d| d.stats().covered)
+    }
+}
+
+/// Deletes registrations in waves while faults are on.
+async fn waves(env: SimEnv, shared: Rc<Shared>, params: WaveParams) {
+    loop {
+        let gap = params.gap_min + env.random_duration(params.gap_max.saturating_sub(params.gap_min));
+        env.sleep(gap).await;
+        if !env.kernel.faults_allowed() {
+            return;
+        }
+        shared.waves.borrow_mut().push(shared.covered());
+        let keys = shared.book.borrow().key_names();
+        let mut victims = Vec::new();
+        // Most waves hit one key; some hit every key at once.
+        let every_key = env.random_below(3) == 0;
+        let one = env.random_below(keys.len().max(1) as u64) as usize;
+        for (i, key) in keys.iter().enumerate() {
+            if !every_key && i != one {
+                continue;
+            }
+            let alive = shared.book.borrow().alive(key);
+            if alive.is_empty() {
+                continue;
+            }
+            let n =
+                if env.random_below(4) == 0 { alive.len() } else { 1 + env.random_below(alive.len() as u64) as usize };
+            let mut pool = alive;
+            for _ in 0..n {
+                let i = env.random_below(pool.len() as u64) as usize;
+                victims.push(pool.swap_remove(i));
+            }
+        }
+        for id in victims {
+            let (env2, shared) = (env.clone(), shared.clone());
+            let at = env.random_duration(params.spread);
+            drop(env.spawn("registry.delete", async move {
+                env2.sleep(at).await;
+                shared.book.borrow_mut().delete(&id);
+            }));
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct WaveParams {
+    gap_min: Duration,
+    gap_max: Duration,
+    spread: Duration,
+}
+
+fn ms(params: &Params, name: &str) -> Duration {
+    Duration::from_millis(params.count(name))
+}
+
+impl Model for Stampede {
+    fn spec(&self) -> &'static ModelSpec {
+        &SPEC
+    }
+
+    fn start(&self, world: &World, params: &Params) -> FinalCheck {
+        let daemon_host = world.add_host("daemon");
+        let registry_host = world.add_host("registry");
+        let book = Book::new(
+            world.checks(),
+            params.count("keys").max(1),
+            params.count("runtimes_per_key").max(1),
+            params.get("revisions") != 0,
+        );
+        let shared = Rc::new(Shared {
+            book: Rc::new(RefCell::new(book)),
+            daemon: RefCell::new(None),
+            waves: RefCell::new(Vec::new()),
+            registry_addr: Cell::new(Some(SocketAddr::new(world.host_ip(registry_host), registry::PORT))),
+        });
+        let knobs = Knobs {
+            fail_percent: params.count("fail_percent"),
+            slow_percent: params.count("slow_percent"),
+            stall_max: ms(params, "stall_max_ms"),
+        };
+        let wave = WaveParams {
+            gap_min: ms(params, "wave_gap_min_ms"),
+            gap_max: ms(params, "wave_gap_max_ms"),
+            spread: ms(params, "wave_spread_ms"),
+        };
+        let s = shared.clone();
+        world.register("gate-registry", move |env: SimEnv, _| {
+            let s = s.clone();
+            async move {
+                drop(env.spawn("registry.waves", waves(env.clone(), s.clone(), wave)));
+                registry::serve(env, s.book.clone(), knobs).await
+            }
+        });
+        let s = shared.clone();
+        world.register("gate-daemon", move |env: SimEnv, _| {
+            let s = s.clone();
+            async move {
+                let Some(addr) = s.registry_addr.get() else { return 2 };
+                // Let the registry start listening first.
+                env.sleep(Duration::from_millis(50)).await;
+                let registry = StreamRegistry::new(env.clone(), addr);
+                let Ok(daemon) = Recovery::new(env.clone(), registry, RecoveryConfig::default()) else { return 3 };
+                *s.daemon.borrow_mut() = Some(daemon.clone());
+                daemon.start(&s.book.borrow().key_names());
+                daemon.root().cancelled().await;
+                0
+            }
+        });
+        for (host, program) in [(registry_host, "gate-registry"), (daemon_host, "gate-daemon")] {
+            if let Err(e) = world.start(host, program, Vec::new()) {
+                world.checks().fail("every-deletion-recovered", format!("cannot start {program}: {e}"));
+            }
+        }
+        Box::new(move |checks| {
+            // Coverage: per wave, whether a straggler bailed at the gate
+            // before the next wave began.
+            let starts = shared.waves.borrow().clone();
+            let end = shared.covered();
+            for (i, at) in starts.iter().enumerate() {
+                let next = starts.get(i + 1).copied().unwrap_or(end);
+                checks.cover("straggler-after-success", next > *at);
+            }
+            let book = shared.book.borrow();
+            if let Some((key, rev)) = book.unrecovered().iter().next() {
+                checks.pending(
+                    "every-deletion-recovered",
+                    format!("{key}: deleted at revision {rev}, never registered again"),
+                );
+            }
+            let Some(daemon) = shared.daemon.borrow().clone() else {
+                checks.pending("no-sibling-lost", "the daemon never started");
+                return;
+            };
+            for key in book.key_names() {
+                let mut local = daemon.runtime_ids_of(&key);
+                local.sort();
+                let alive = book.alive(&key);
+                if local != alive {
+                    checks.fail(
+                        "no-sibling-lost",
+                        format!("{key}: daemon holds {local:?}, registry has {alive:?} alive"),
+                    );
+                }
+            }
+        })
+    }
+}
