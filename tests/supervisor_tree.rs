@@ -25,6 +25,7 @@ fn fast(test_mode: bool) -> TreeConfig {
         intensity: Intensity { max_restarts: 1000, period: Duration::from_secs(1) },
         test_mode,
         done_on_signal: false,
+        shutdown_grace: Duration::from_secs(5),
     }
 }
 
@@ -252,5 +253,31 @@ fn backoff_grows_while_failing_and_resets_on_healthy() {
         let gaps: Vec<u64> = s.windows(2).map(|w| (w[1] - w[0]).as_millis() as u64).collect();
         assert!(gaps.len() >= 5, "{gaps:?}");
         assert_eq!(&gaps[..5], &[10, 20, 40, 10, 20], "doubling, then reset by Healthy at the 4th start: {gaps:?}");
+    });
+}
+
+/// Every wait has a deadline: a runnable that ignores its cancellation is
+/// aborted when the shutdown grace ends, and the run says so.
+#[test]
+fn shutdown_aborts_runnables_that_ignore_cancellation() {
+    check("shutdown_aborts_runnables_that_ignore_cancellation", Duration::from_secs(60), |env: SimEnv| async move {
+        let root = runnable(|ctx: Ctx<SimEnv>| async move {
+            ctx.signal(RunnableSignal::Healthy).map_err(err)?;
+            // Deaf to its token.
+            ctx.env().sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        });
+        let sup = Supervisor::new(env.clone(), root, fast(true));
+        let stop = CancellationToken::new();
+        let (env2, stop2) = (env.clone(), stop.clone());
+        drop(env.spawn("stopper", async move {
+            env2.sleep(Duration::from_secs(1)).await;
+            stop2.cancel();
+        }));
+        let t0 = env.now();
+        let r = sup.run(stop).await;
+        assert!(matches!(r, Err(SupervisorError::ShutdownTimedOut { still_running: 1, .. })), "run ended with {r:?}");
+        let took = env.now() - t0;
+        assert!(took >= Duration::from_secs(6) && took < Duration::from_secs(7), "returned after {took:?}");
     });
 }

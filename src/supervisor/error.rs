@@ -83,6 +83,15 @@ pub enum SupervisorError {
         /// The limit.
         limit: IntensityExceeded,
     },
+    /// Shutdown was asked for and these runnables had not returned when
+    /// the grace period ended; they were aborted.
+    #[error("runnables still running {grace:?} after shutdown, aborted: {still_running:?}")]
+    ShutdownTimedOut {
+        /// The grace period.
+        grace: std::time::Duration,
+        /// Instances that had not returned.
+        still_running: usize,
+    },
     /// Test mode: an internal error or a programming error ended the run.
     #[error("internal error (test mode): {0}")]
     Internal(TreeError),

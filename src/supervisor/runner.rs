@@ -103,6 +103,8 @@ impl<E: Env> Supervisor<E> {
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), SupervisorError> {
         let sh = &self.shared;
         let mut shutdown_seen = false;
+        let grace = sh.tree.borrow().config().shutdown_grace;
+        let mut shutdown_deadline = None;
         let result = 'run: loop {
             loop {
                 let Some(action) = sh.tree.borrow_mut().poll_action() else { break };
@@ -121,7 +123,17 @@ impl<E: Env> Supervisor<E> {
                     Action::Finished(r) => break 'run r,
                 }
             }
-            let deadline = sh.tree.borrow().poll_timeout();
+            if let Some(d) = shutdown_deadline
+                && sh.env.now() >= d
+            {
+                let still_running = sh.tasks.borrow().len();
+                tracing::error!(still_running, grace_s = grace.as_secs_f64(), "shutdown grace ended: aborting");
+                break 'run Err(SupervisorError::ShutdownTimedOut { grace, still_running });
+            }
+            let deadline = match (sh.tree.borrow().poll_timeout(), shutdown_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let env = sh.env.clone();
             let timer = async move {
                 match deadline {
@@ -145,6 +157,7 @@ impl<E: Env> Supervisor<E> {
                 () = woken => {}
                 () = stop => {
                     shutdown_seen = true;
+                    shutdown_deadline = Some(sh.env.now() + grace);
                     sh.tree.borrow_mut().handle_shutdown(sh.env.now());
                 }
                 () = timer => sh.tree.borrow_mut().handle_timeout(sh.env.now()),

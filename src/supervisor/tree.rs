@@ -35,6 +35,10 @@ pub struct TreeConfig {
     pub test_mode: bool,
     /// Mutant `done-on-signal` (seed 000's bug).
     pub done_on_signal: bool,
+    /// After shutdown is asked for, how long runnables get to return
+    /// before they are aborted and the run fails (every wait has a
+    /// deadline: DESIGN rule 6).
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for TreeConfig {
@@ -44,6 +48,7 @@ impl Default for TreeConfig {
             intensity: Intensity::DEFAULT,
             test_mode: false,
             done_on_signal: false,
+            shutdown_grace: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -107,6 +112,11 @@ fn is_under(dn: &str, ancestor: &str) -> bool {
 }
 
 impl Tree {
+    /// Its configuration.
+    pub fn config(&self) -> &TreeConfig {
+        &self.config
+    }
+
     /// A tree whose root is about to start; `seed` drives backoff jitter.
     pub fn new(config: TreeConfig, seed: u64) -> Self {
         let mut t = Tree {

@@ -120,6 +120,7 @@ impl Model for DoneDelay {
             // Internal errors fail the run (Monogon's WithPropagatePanic).
             test_mode: true,
             done_on_signal: false,
+            ..TreeConfig::default()
         };
         let s2 = s.clone();
         let sup = Rc::new(Supervisor::new(env.clone(), runnable(move |c| parent(s2.clone(), c)), config));
