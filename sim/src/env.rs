@@ -79,6 +79,10 @@ impl Env for SimEnv {
         self.kernel.mutant_on(name)
     }
 
+    fn take_panic_location(&self) -> Option<String> {
+        crate::panic_hook::take_location()
+    }
+
     fn report_unobserved_panic(&self, task: &str, message: &str) {
         self.kernel.checks.fail_class(
             FailureClass::Crash,

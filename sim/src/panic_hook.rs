@@ -7,6 +7,12 @@ use std::sync::Once;
 
 thread_local! {
     static QUIET: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Where this thread's last panic happened (`file:line`), once.
+pub fn take_location() -> Option<String> {
+    LOCATION.with(|l| l.borrow_mut().take())
 }
 
 /// Installs the hook once per OS process.
@@ -15,6 +21,9 @@ pub fn install() {
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if let Some(l) = info.location() {
+                LOCATION.with(|loc| *loc.borrow_mut() = Some(format!("{}:{}", l.file(), l.line())));
+            }
             let handled = QUIET.with(|q| {
                 let mut q = q.borrow_mut();
                 let Some(list) = q.as_mut() else { return false };

@@ -76,6 +76,11 @@ pub trait Env: Clone + 'static + ProcessEnv + NetEnv + DiskEnv {
     /// A spawned task panicked and nobody holds its [`JoinHandle`].
     fn report_unobserved_panic(&self, task: &str, message: &str);
 
+    /// Where the last panic caught on this thread happened (`file:line`),
+    /// once: join errors carry it, so a recovered panic is logged with its
+    /// location. Backends learn it from a panic hook.
+    fn take_panic_location(&self) -> Option<String>;
+
     /// A named crash point (see [`crash`]); use [`crash_point!`].
     fn crash_point(&self, name: &'static str) -> impl Future<Output = ()> + 'static;
 

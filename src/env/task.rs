@@ -20,7 +20,8 @@ pub enum JoinError {
     /// Aborted through its handle, or its process ended first.
     #[error("task was cancelled")]
     Cancelled,
-    /// The task panicked; the panic message.
+    /// The task panicked; the panic message and, where the backend saw it,
+    /// ` (at file:line)`.
     #[error("task panicked: {0}")]
     Panicked(String),
 }
@@ -132,7 +133,13 @@ where
         let out = match AssertUnwindSafe(abortable).catch_unwind().await {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Err(JoinError::Cancelled),
-            Err(payload) => Err(JoinError::Panicked(panic_message(&*payload))),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                Err(JoinError::Panicked(match env.take_panic_location() {
+                    Some(at) => format!("{message} (at {at})"),
+                    None => message,
+                }))
+            }
         };
         if let Err(Err(JoinError::Panicked(message))) = tx.send(out) {
             env.report_unobserved_panic(&name, &message);

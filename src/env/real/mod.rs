@@ -23,6 +23,7 @@ mod crash;
 mod disk;
 mod fds;
 mod net;
+mod panic_location;
 mod process;
 mod scm;
 mod signals;
@@ -51,6 +52,7 @@ struct Launcher {
 impl RealEnv {
     /// A handle for this process; must be used inside [`RealEnv::block_on`].
     pub fn new() -> Self {
+        panic_location::install();
         // RandomState's keys come from the OS's entropy source once per
         // thread; two of them give an unpredictable 64-bit seed.
         let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
@@ -141,6 +143,10 @@ impl Env for RealEnv {
 
     fn mutant_enabled(&self, _name: &'static str) -> bool {
         false
+    }
+
+    fn take_panic_location(&self) -> Option<String> {
+        panic_location::take()
     }
 
     fn report_unobserved_panic(&self, task: &str, message: &str) {
