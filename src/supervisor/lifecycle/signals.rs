@@ -52,15 +52,16 @@ fn on_signal<E: Env>(inner: &Inner<E>, s: Signal) {
     }
 }
 
+/// Completes when the controller finished or signal handling was switched
+/// off: either ends a signal loop.
+async fn stopped<E: Env>(inner: &Inner<E>) {
+    futures::future::select(std::pin::pin!(inner.finished.cancelled()), std::pin::pin!(inner.signals_off.cancelled()))
+        .await;
+}
+
 async fn os_loop<E: Env>(inner: Rc<Inner<E>>, mut handle: E::Signals) {
     loop {
-        let stop = std::pin::pin!(async {
-            futures::future::select(
-                std::pin::pin!(inner.finished.cancelled()),
-                std::pin::pin!(inner.signals_off.cancelled()),
-            )
-            .await;
-        });
+        let stop = std::pin::pin!(stopped(&inner));
         let next = std::pin::pin!(inner.env.next_signal(&mut handle));
         match futures::future::select(stop, next).await {
             futures::future::Either::Left(_) => break,
@@ -73,13 +74,7 @@ async fn os_loop<E: Env>(inner: Rc<Inner<E>>, mut handle: E::Signals) {
 
 async fn channel_loop<E: Env>(inner: Rc<Inner<E>>, mut rx: mpsc::UnboundedReceiver<Signal>) {
     loop {
-        let stop = std::pin::pin!(async {
-            futures::future::select(
-                std::pin::pin!(inner.finished.cancelled()),
-                std::pin::pin!(inner.signals_off.cancelled()),
-            )
-            .await;
-        });
+        let stop = std::pin::pin!(stopped(&inner));
         match futures::future::select(stop, rx.next()).await {
             futures::future::Either::Left(_) | futures::future::Either::Right((None, _)) => break,
             futures::future::Either::Right((Some(s), _)) => on_signal(&inner, s),
