@@ -29,6 +29,14 @@ async fn echo_server(env: SimEnv, _: Vec<String>) -> i32 {
     }
 }
 
+/// Adds host 1 running the echo server; returns its index.
+fn start_echo_host(world: &warden_sim::models::World) -> u32 {
+    let h1 = world.add_host("server");
+    world.register("echo", echo_server);
+    world.start(h1, "echo", Vec::new()).expect("start");
+    h1
+}
+
 fn server_addr() -> Addr {
     Addr::Tcp(SocketAddr::from(([10, 0, 0, 2], PORT)))
 }
@@ -51,9 +59,7 @@ fn tcp_between_hosts_takes_a_round_trip_of_latency() {
         "tcp_between_hosts_takes_a_round_trip_of_latency",
         Duration::from_secs(60),
         |world| {
-            let h1 = world.add_host("server");
-            world.register("echo", echo_server);
-            world.start(h1, "echo", Vec::new()).expect("start");
+            start_echo_host(world);
         },
         |env| async move {
             env.sleep(Duration::from_millis(1)).await;
@@ -72,9 +78,7 @@ fn a_partition_delays_bytes_and_connects_but_loses_nothing() {
         "a_partition_delays_bytes_and_connects_but_loses_nothing",
         Duration::from_secs(120),
         |world| {
-            let h1 = world.add_host("server");
-            world.register("echo", echo_server);
-            world.start(h1, "echo", Vec::new()).expect("start");
+            let h1 = start_echo_host(world);
             // Host 0 (this test) and host 1 cannot talk from 1 s to 4 s.
             world.configure_net(|n| n.partitions.push((0, h1, 1_000_000_000, 4_000_000_000)));
         },
@@ -102,9 +106,7 @@ fn nothing_listening_is_refused_and_a_crashed_peer_resets() {
         "nothing_listening_is_refused_and_a_crashed_peer_resets",
         Duration::from_secs(60),
         |world| {
-            let h1 = world.add_host("server");
-            world.register("echo", echo_server);
-            world.start(h1, "echo", Vec::new()).expect("start");
+            let h1 = start_echo_host(world);
             let h = world.handle();
             world.at(Duration::from_secs(2), move || h.crash_host(h1));
         },

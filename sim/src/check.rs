@@ -151,11 +151,6 @@ impl Checks {
         self.0.borrow().coverage.clone()
     }
 
-    /// Whether `invariant` is checked in this run.
-    pub fn is_enforced(&self, invariant: &str) -> bool {
-        self.0.borrow().enforced.contains(invariant)
-    }
-
     /// Notes on unchecked invariants that failed.
     pub fn notes(&self) -> Vec<String> {
         self.0.borrow().notes.clone()

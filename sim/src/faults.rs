@@ -41,7 +41,7 @@ const TICK_NS: u64 = 100_000_000;
 
 fn chance(kernel: &Kernel, p: f64) -> bool {
     let raw = kernel.decisions.borrow_mut().draw(Stream::Faults);
-    p > 0.0 && ((raw >> 11) as f64 / (1u64 << 53) as f64) < p
+    p > 0.0 && crate::rng::unit(raw) < p
 }
 
 fn between(kernel: &Kernel, lo: u64, hi: u64) -> u64 {

@@ -84,12 +84,7 @@ impl Decisions {
     #[inline]
     pub fn draw(&mut self, stream: Stream) -> u64 {
         let i = stream as usize;
-        let replayed = self.replay.as_mut().and_then(|(values, pos)| {
-            let v = values.get(i)?.get(pos[i]).copied()?;
-            pos[i] += 1;
-            Some(v)
-        });
-        let v = match replayed {
+        let v = match self.replayed(stream) {
             Some(v) => v,
             None => self.rngs[i].next_u64(),
         };
@@ -108,7 +103,7 @@ impl Decisions {
     }
 
     /// The next replayed value of `stream`, if a replay has one left.
-    pub fn replayed(&mut self, stream: Stream) -> Option<u64> {
+    fn replayed(&mut self, stream: Stream) -> Option<u64> {
         let i = stream as usize;
         let (values, pos) = self.replay.as_mut()?;
         let v = values.get(i)?.get(pos[i]).copied()?;
@@ -116,15 +111,16 @@ impl Decisions {
         Some(v)
     }
 
-    /// Whether decisions come from a record.
-    pub fn is_replay(&self) -> bool {
-        self.replay.is_some()
-    }
-
     /// The recorded decisions, one list per [`Stream`].
     pub fn take_record(&mut self) -> Option<Vec<Vec<u64>>> {
         self.recorded.take()
     }
+}
+
+/// A uniform float in `[0, 1)` from one raw draw (53 bits): fault odds.
+#[inline]
+pub fn unit(raw: u64) -> f64 {
+    (raw >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A uniform integer in `[0, bound)` from one raw draw (multiply-shift; the

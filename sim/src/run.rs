@@ -212,6 +212,9 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
         let live = kernel.live_task_names();
         notes.push(format!("{} tasks alive at the end: {}", live.len(), live.join(", ")));
     }
+    if let Some(step) = kernel.replay_diverged_at() {
+        notes.push(format!("the replayed schedule stopped matching its record at step {step} (an edited record?)"));
+    }
     let steps = kernel.steps();
     let end = Duration::from_nanos(kernel.now_ns());
     let recorded = kernel.decisions.borrow_mut().take_record();

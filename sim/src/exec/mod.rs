@@ -207,11 +207,6 @@ impl Kernel {
         self.steps.get()
     }
 
-    /// Polls so far.
-    pub fn polls(&self) -> u64 {
-        self.polls.get()
-    }
-
     /// Registers a timer.
     pub fn add_timer(&self, deadline_ns: u64, waker: std::task::Waker) -> TimerKey {
         self.timers.borrow_mut().insert(deadline_ns, waker)
@@ -652,9 +647,9 @@ impl Kernel {
         tasks.slots.iter().filter_map(|s| s.entry.as_ref().map(|e| format!("{} (pid {})", e.name, e.pid))).collect()
     }
 
-    /// Live timers.
-    pub fn live_timers(&self) -> usize {
-        self.timers.borrow().live()
+    /// Where a replayed schedule stopped matching its record.
+    pub fn replay_diverged_at(&self) -> Option<u64> {
+        self.scheduler.borrow().diverged_at()
     }
 
     /// The scheduler's self-description.

@@ -21,6 +21,11 @@ pub trait Scheduler {
     fn pick(&mut self, ready: &[TaskId], step: u64) -> usize;
     /// The parameters it drew, for the run's header.
     fn describe(&self) -> String;
+    /// The first step at which a replayed record did not match the ready
+    /// tasks (only a replay can diverge).
+    fn diverged_at(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Which policy a scenario or the command line asks for.

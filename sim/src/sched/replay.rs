@@ -19,11 +19,6 @@ impl ReplayScheduler {
     pub fn new(picks: Vec<TaskId>) -> Self {
         ReplayScheduler { picks: picks.into(), diverged_at: None }
     }
-
-    /// The first step at which the record did not match the ready set.
-    pub fn diverged_at(&self) -> Option<u64> {
-        self.diverged_at
-    }
 }
 
 impl Scheduler for ReplayScheduler {
@@ -41,5 +36,9 @@ impl Scheduler for ReplayScheduler {
 
     fn describe(&self) -> String {
         format!("replay of {} recorded picks", self.picks.len())
+    }
+
+    fn diverged_at(&self) -> Option<u64> {
+        self.diverged_at
     }
 }

@@ -122,12 +122,6 @@ pub fn set_context(now_ns: u64, pid: u32, task: u64) {
     });
 }
 
-/// Updates the virtual time events are stamped with.
-#[inline]
-pub fn set_now(now_ns: u64) {
-    RUN.with(|r| r.now_ns.set(now_ns));
-}
-
 /// Hashes a simulator event: a kind tag and up to three words.
 /// `describe` is only called when text is being kept.
 #[inline]

@@ -199,7 +199,7 @@ impl SimEnv {
         if fail {
             let rate = self.kernel.world.borrow().disk_error;
             let raw = self.kernel.decisions.borrow_mut().draw(Stream::Disk);
-            if (raw >> 11) as f64 / (1u64 << 53) as f64 <= rate {
+            if crate::rng::unit(raw) <= rate {
                 let enospc = raw & 1 == 0;
                 return Err(if enospc {
                     io::Error::new(io::ErrorKind::StorageFull, "no space left on device (injected)")

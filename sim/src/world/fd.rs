@@ -50,11 +50,6 @@ impl Desc {
         }
     }
 
-    /// How many fds refer to it.
-    pub fn refs(&self) -> u32 {
-        self.refs.get()
-    }
-
     /// Closes it whatever the count (only the planted bug
     /// `listener-closed-with-first-holder` does this to a shared listener).
     pub fn close(&self) {

@@ -398,7 +398,7 @@ impl NetEnv for SimEnv {
             };
             if loss > 0.0 {
                 let raw = env.kernel.decisions.borrow_mut().draw(Stream::Network);
-                if (raw >> 11) as f64 / (1u64 << 53) as f64 <= loss {
+                if crate::rng::unit(raw) <= loss {
                     return Ok(());
                 }
             }
