@@ -5,7 +5,7 @@
 //! Core code (everything except [`env::real`] and the binary) follows the
 //! rules in `DESIGN.md`: no ambient time, randomness, threads or I/O; no
 //! statics with interior mutability; protocols as state machines.
-#![deny(missing_docs)]
+#![deny(missing_docs, unreachable_pub)]
 
 pub mod env;
 pub mod gate;

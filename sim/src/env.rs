@@ -41,6 +41,12 @@ impl SimEnv {
     pub fn host_index(&self) -> u32 {
         self.host
     }
+
+    /// Whether the run is in its phase with faults (models inject their
+    /// own faults, such as a registry's stalls, only then).
+    pub fn faults_allowed(&self) -> bool {
+        self.kernel.faults_allowed()
+    }
 }
 
 impl Env for SimEnv {

@@ -5,7 +5,7 @@
 //! One seed reproduces one run bit for bit: every decision is drawn from a
 //! per-concern stream derived from the seed, can be recorded and replayed,
 //! and the run hash covers every event. See DESIGN.md, "The simulator".
-#![deny(missing_docs)]
+#![deny(missing_docs, unreachable_pub)]
 
 pub mod check;
 pub mod determinism;

@@ -11,12 +11,12 @@ thread_local! {
 }
 
 /// Where this thread's last panic happened (`file:line`), once.
-pub fn take_location() -> Option<String> {
+pub(crate) fn take_location() -> Option<String> {
     LOCATION.with(|l| l.borrow_mut().take())
 }
 
 /// Installs the hook once per OS process.
-pub fn install() {
+pub(crate) fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
@@ -40,12 +40,12 @@ pub fn install() {
 }
 
 /// From now until [`end_quiet`], panics on this thread are collected.
-pub fn begin_quiet() {
+pub(crate) fn begin_quiet() {
     install();
     QUIET.with(|q| *q.borrow_mut() = Some(Vec::new()));
 }
 
 /// Stops collecting; returns the panics seen ("message at file:line").
-pub fn end_quiet() -> Vec<String> {
+pub(crate) fn end_quiet() -> Vec<String> {
     QUIET.with(|q| q.borrow_mut().take().unwrap_or_default())
 }

@@ -12,7 +12,7 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 pub type TaskId = u64;
 
 /// No task is being polled.
-pub const NO_TASK: TaskId = u64::MAX;
+pub(super) const NO_TASK: TaskId = u64::MAX;
 
 thread_local! {
     static WOKEN: RefCell<Vec<TaskId>> = const { RefCell::new(Vec::new()) };
@@ -33,12 +33,12 @@ fn drop_waker(_: *const ()) {}
 /// Wakes `id`. (Whether it woke itself, a yield, the executor tells from
 /// which task it was polling when it collects the wake.)
 #[inline]
-pub fn wake_id(id: TaskId) {
+pub(super) fn wake_id(id: TaskId) {
     WOKEN.with(|w| w.borrow_mut().push(id));
 }
 
 /// A waker for task `id`.
-pub fn waker(id: TaskId) -> Waker {
+pub(super) fn waker(id: TaskId) -> Waker {
     // SAFETY: the vtable functions never dereference `data`; it is the id
     // stored in a pointer-sized integer.
     unsafe { Waker::from_raw(RawWaker::new(id as usize as *const (), &VTABLE)) }
@@ -46,7 +46,7 @@ pub fn waker(id: TaskId) -> Waker {
 
 /// Moves the ids woken since the last call into `out`.
 #[inline]
-pub fn drain_woken(out: &mut Vec<TaskId>) {
+pub(super) fn drain_woken(out: &mut Vec<TaskId>) {
     WOKEN.with(|w| {
         let mut w = w.borrow_mut();
         out.append(&mut w);
@@ -54,6 +54,6 @@ pub fn drain_woken(out: &mut Vec<TaskId>) {
 }
 
 /// Forgets wakes left over from an earlier run on this thread.
-pub fn reset() {
+pub(super) fn reset() {
     WOKEN.with(|w| w.borrow_mut().clear());
 }

@@ -15,7 +15,7 @@ use super::{FinalCheck, Model, ModelSpec, Params, World};
 use crate::env::SimEnv;
 
 /// The heartbeat benchmark model.
-pub struct Heartbeat;
+pub(super) struct Heartbeat;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "bench.heartbeat",
@@ -26,14 +26,14 @@ static SPEC: ModelSpec = ModelSpec {
 };
 
 /// The UDP port every host listens on.
-pub const PORT: u16 = 9000;
+pub(super) const PORT: u16 = 9000;
 const HOSTS: usize = 4;
 const SENT_PER_SEED: u64 = 7_035;
 const DELIVERED_PER_SEED: u64 = 6_870;
 
 /// One heartbeat host: sends 16 bytes to each peer every 100 ms (first at
 /// once) and counts what arrives, on a second task.
-pub async fn heartbeat<E: Env>(
+pub(super) async fn heartbeat<E: Env>(
     env: E,
     peers: Vec<SocketAddr>,
     on_send: impl Fn(),

@@ -19,14 +19,14 @@ use std::time::Duration;
 use warden::env::Env;
 use warden::gate::{Recovery, RecoveryConfig};
 
-pub mod registry;
+pub(super) mod registry;
 
 use self::registry::{Book, Knobs, SharedBook, StreamRegistry};
 use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 use crate::env::SimEnv;
 
 /// The stampede model.
-pub struct Stampede;
+pub(super) struct Stampede;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "gate.stampede",
@@ -68,7 +68,7 @@ async fn waves(env: SimEnv, shared: Rc<Shared>, params: WaveParams) {
     loop {
         let gap = params.gap_min + env.random_duration(params.gap_max.saturating_sub(params.gap_min));
         env.sleep(gap).await;
-        if !env.kernel.faults_allowed() {
+        if !env.faults_allowed() {
             return;
         }
         shared.waves.borrow_mut().push(shared.covered());

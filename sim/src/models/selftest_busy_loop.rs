@@ -14,7 +14,7 @@ use warden::env::Env;
 use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 
 /// The busy-loop model.
-pub struct BusyLoop;
+pub(super) struct BusyLoop;
 
 /// Polls of the consumer's process allowed in one idle virtual second.
 const IDLE_POLLS_PER_SECOND_MAX: u32 = 16;

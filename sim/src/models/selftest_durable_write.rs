@@ -16,7 +16,7 @@ use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 use crate::env::SimEnv;
 
 /// The durable-write model.
-pub struct DurableWrite;
+pub(super) struct DurableWrite;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.durable-write",

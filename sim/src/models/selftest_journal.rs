@@ -17,7 +17,7 @@ use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 use crate::env::SimEnv;
 
 /// The journal model.
-pub struct Journal;
+pub(super) struct Journal;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.journal",
@@ -108,7 +108,7 @@ async fn recover(env: &SimEnv, s: &Shared, checks: &crate::check::Checks) -> std
 
 /// Keeps the file type name short in signatures.
 mod warden_file {
-    pub type File = crate::world::SimFd;
+    pub(super) type File = crate::world::SimFd;
 }
 
 impl Model for Journal {

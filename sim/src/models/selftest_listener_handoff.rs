@@ -16,7 +16,7 @@ use super::{FinalCheck, Model, ModelSpec, Params, World};
 use crate::env::SimEnv;
 
 /// The listener-handoff model.
-pub struct ListenerHandoff;
+pub(super) struct ListenerHandoff;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.listener-handoff",

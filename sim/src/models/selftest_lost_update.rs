@@ -10,7 +10,7 @@ use warden::env::Env;
 use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 
 /// The lost-update model.
-pub struct LostUpdate;
+pub(super) struct LostUpdate;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.lost-update",

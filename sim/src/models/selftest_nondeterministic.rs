@@ -11,7 +11,7 @@ use warden::env::Env;
 use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 
 /// The nondeterministic-iteration model.
-pub struct Nondeterministic;
+pub(super) struct Nondeterministic;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.nondeterministic",

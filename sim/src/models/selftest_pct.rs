@@ -17,7 +17,7 @@ use warden::env::Env;
 use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 
 /// The depth-3 model.
-pub struct Depth3;
+pub(super) struct Depth3;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.pct-depth3",

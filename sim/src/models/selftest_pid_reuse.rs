@@ -14,7 +14,7 @@ use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 use crate::env::SimEnv;
 
 /// The pid-reuse model.
-pub struct PidReuse;
+pub(super) struct PidReuse;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "selftest.pid-reuse",

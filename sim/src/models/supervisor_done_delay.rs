@@ -21,7 +21,7 @@ use crate::check::Checks;
 use crate::env::SimEnv;
 
 /// The done-delay model.
-pub struct DoneDelay;
+pub(super) struct DoneDelay;
 
 static SPEC: ModelSpec = ModelSpec {
     name: "supervisor.done-delay",

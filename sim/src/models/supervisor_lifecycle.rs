@@ -18,7 +18,7 @@ use crate::check::Checks;
 use crate::env::SimEnv;
 
 /// The lifecycle model.
-pub struct Lifecycle;
+pub(super) struct Lifecycle;
 
 const IDLE_POLLS_PER_SECOND_MAX: u32 = 8;
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);

@@ -18,7 +18,7 @@ use crate::check::Checks;
 use crate::env::SimEnv;
 
 /// The recovery model.
-pub struct Recover;
+pub(super) struct Recover;
 
 /// Polls the app process may make in its idle second after the loops ended.
 const IDLE_POLLS_PER_SECOND_MAX: u32 = 8;

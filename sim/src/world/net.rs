@@ -20,7 +20,7 @@ use crate::exec::Kernel;
 use crate::rng::{Stream, below};
 
 /// How long a TCP connect keeps retrying (SYN retries) before `TimedOut`.
-pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SYN_RETRY: Duration = Duration::from_millis(200);
 
 fn err(kind: io::ErrorKind, msg: &str) -> io::Error {

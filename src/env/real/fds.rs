@@ -131,7 +131,7 @@ pub(super) struct FdPlan {
 impl FdPlan {
     /// Plans placing fds at `targets`; `InvalidInput` on a negative or
     /// repeated target.
-    pub fn new(targets: &[i32]) -> io::Result<FdPlan> {
+    pub(crate) fn new(targets: &[i32]) -> io::Result<FdPlan> {
         let mut sorted = Vec::with_capacity(targets.len());
         for &t in targets {
             let t = u32::try_from(t)
@@ -167,7 +167,7 @@ impl FdPlan {
     /// Only async-signal-safe calls, no allocation. Close-on-exec rather
     /// than closing now keeps std's own exec-error pipe working (it is
     /// close-on-exec already, so it still closes exactly at exec).
-    pub fn apply_in_child(&self, sources: &[RawFd], scratch: &mut [RawFd], nofile: u32) -> io::Result<()> {
+    pub(crate) fn apply_in_child(&self, sources: &[RawFd], scratch: &mut [RawFd], nofile: u32) -> io::Result<()> {
         // 1. Copy every source above the highest target, so no dup2 below
         //    overwrites a source that is still to be placed.
         for (src, tmp) in sources.iter().zip(scratch.iter_mut()) {

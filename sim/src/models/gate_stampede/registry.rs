@@ -28,7 +28,7 @@ use crate::check::Checks;
 use crate::env::SimEnv;
 
 /// The registry's TCP port.
-pub const PORT: u16 = 7000;
+pub(crate) const PORT: u16 = 7000;
 /// A register is applied only if this much of its deadline is left, so
 /// the reply (delayed by a partition of at most 5 s) arrives in time and
 /// no registration is applied that the client counts as failed.
@@ -38,7 +38,7 @@ const FRAME_MAX: usize = 1 << 16;
 const SHORT_STALL: Duration = Duration::from_secs(2);
 
 /// Writes one frame.
-pub async fn write_frame<E: Env>(env: &E, s: &E::Stream, text: &str) -> std::io::Result<()> {
+pub(crate) async fn write_frame<E: Env>(env: &E, s: &E::Stream, text: &str) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4 + text.len());
     buf.extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_be_bytes());
     buf.extend_from_slice(text.as_bytes());
@@ -46,7 +46,7 @@ pub async fn write_frame<E: Env>(env: &E, s: &E::Stream, text: &str) -> std::io:
 }
 
 /// Reads one frame (reads may split it anywhere).
-pub async fn read_frame<E: Env>(env: &E, s: &E::Stream) -> std::io::Result<String> {
+pub(crate) async fn read_frame<E: Env>(env: &E, s: &E::Stream) -> std::io::Result<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
     loop {
@@ -86,14 +86,14 @@ fn parse_rev(w: Option<&str>) -> Result<Option<u64>, RegistryError> {
 
 /// The client side: a [`Registry`] over streams, for any backend.
 #[derive(Clone)]
-pub struct StreamRegistry<E: Env> {
+pub(crate) struct StreamRegistry<E: Env> {
     env: E,
     addr: Addr,
 }
 
 impl<E: Env> StreamRegistry<E> {
     /// A client of the registry at `addr`.
-    pub fn new(env: E, addr: SocketAddr) -> Self {
+    pub(crate) fn new(env: E, addr: SocketAddr) -> Self {
         StreamRegistry { env, addr: Addr::Tcp(addr) }
     }
 
@@ -171,7 +171,7 @@ impl<E: Env> Registry for StreamRegistry<E> {
 }
 
 /// What the registry knows and has done, shared with the checkers.
-pub struct Book {
+pub(crate) struct Book {
     checks: Checks,
     revisions: bool,
     revision: u64,
@@ -193,7 +193,7 @@ pub struct Book {
 
 impl Book {
     /// A registry for `keys` keys with `providers` providers each.
-    pub fn new(checks: Checks, keys: u64, providers: u64, revisions: bool) -> Self {
+    pub(crate) fn new(checks: Checks, keys: u64, providers: u64, revisions: bool) -> Self {
         let keys =
             (0..keys).map(|k| (format!("ws{k}"), (0..providers).map(|p| (format!("p{p}"), None)).collect())).collect();
         Book {
@@ -211,19 +211,19 @@ impl Book {
     }
 
     /// The configured keys.
-    pub fn key_names(&self) -> Vec<String> {
+    pub(crate) fn key_names(&self) -> Vec<String> {
         self.keys.keys().cloned().collect()
     }
 
     /// The live ids of `key`, sorted.
-    pub fn alive(&self, key: &str) -> Vec<String> {
+    pub(crate) fn alive(&self, key: &str) -> Vec<String> {
         let mut v: Vec<String> = self.keys.get(key).into_iter().flat_map(|p| p.values().flatten().cloned()).collect();
         v.sort();
         v
     }
 
     /// Keys with a deletion not followed by a registration, and its revision.
-    pub fn unrecovered(&self) -> &BTreeMap<String, u64> {
+    pub(crate) fn unrecovered(&self) -> &BTreeMap<String, u64> {
         &self.unrecovered
     }
 
@@ -256,7 +256,7 @@ impl Book {
     }
 
     /// Deletes runtime `id` (a wave); returns whether it was alive.
-    pub fn delete(&mut self, id: &str) -> bool {
+    pub(crate) fn delete(&mut self, id: &str) -> bool {
         let Some((key, provider, deleted)) = self.ids.get_mut(id) else { return false };
         if deleted.is_some() {
             return false;
@@ -295,7 +295,7 @@ impl Book {
 
 /// Fault knobs of the registry (from the scenario's parameters).
 #[derive(Debug, Clone, Copy)]
-pub struct Knobs {
+pub(crate) struct Knobs {
     /// Percent of register / recover-orphans calls refused unapplied.
     pub fail_percent: u64,
     /// Percent of calls that stall.
@@ -305,10 +305,10 @@ pub struct Knobs {
 }
 
 /// The shared registry state.
-pub type SharedBook = Rc<RefCell<Book>>;
+pub(crate) type SharedBook = Rc<RefCell<Book>>;
 
 /// The registry program: serves calls until its process ends.
-pub async fn serve(env: SimEnv, book: SharedBook, knobs: Knobs) -> i32 {
+pub(crate) async fn serve(env: SimEnv, book: SharedBook, knobs: Knobs) -> i32 {
     let Ok(listener) = env.listen(&Addr::Tcp(SocketAddr::from(([0, 0, 0, 0], PORT)))) else { return 2 };
     loop {
         let Ok(s) = env.accept(&listener).await else { return 3 };
@@ -325,7 +325,7 @@ pub async fn serve(env: SimEnv, book: SharedBook, knobs: Knobs) -> i32 {
 
 /// Faults apply only in the phase with faults.
 fn faulty(env: &SimEnv) -> bool {
-    env.kernel.faults_allowed()
+    env.faults_allowed()
 }
 
 async fn stall(env: &SimEnv, knobs: Knobs, max: Duration) {
