@@ -18,7 +18,7 @@ fn plans() -> impl Strategy<Value = FaultPlan> {
     });
     let point = prop_oneof![
         Just(None),
-        (prop::sample::select(warden::env::crash::SELFTEST.to_vec()), 1u64..5)
+        (prop::sample::select(warden::env::crash::SELFTEST.iter().map(|p| p.name).collect::<Vec<_>>()), 1u64..5)
             .prop_map(|(name, hit)| Some(CrashAt { name: name.to_owned(), hit })),
     ];
     (prop::collection::vec(crash, 0..6), point).prop_map(|(host_crashes, crash_point)| FaultPlan {

@@ -8,21 +8,56 @@
 //! `crash-points` feature is on; then `WARDEN_CRASH_AT=name[:k]` makes the
 //! process SIGKILL itself at the k-th hit (default the first).
 
+/// A declared crash point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashPoint {
+    /// `protocol.role.step`, e.g. `handoff.s.after_begin_sent`.
+    pub name: &'static str,
+    /// For a step reached only while a process recovers from an earlier
+    /// crash (reading its journal after a restart): the name prefix of the
+    /// points whose crash leads there. A fault plan that targets such a
+    /// point first crashes the process at one of those.
+    pub after_crash_at: Option<&'static str>,
+}
+
+impl CrashPoint {
+    /// A point reached in a normal run.
+    pub const fn step(name: &'static str) -> CrashPoint {
+        CrashPoint { name, after_crash_at: None }
+    }
+
+    /// A point reached only after a crash at a point named `lead_in*`.
+    pub const fn recovery(name: &'static str, lead_in: &'static str) -> CrashPoint {
+        CrashPoint { name, after_crash_at: Some(lead_in) }
+    }
+}
+
 /// Crash points of the simulator's own self-test programs (a journal
 /// writer), used to prove crash handling before the protocols arrive.
-pub const SELFTEST: &[&str] = &["selftest.journal.after_append", "selftest.journal.after_sync"];
+pub const SELFTEST: &[CrashPoint] =
+    &[CrashPoint::step("selftest.journal.after_append"), CrashPoint::step("selftest.journal.after_sync")];
 
 /// Every declared list, by protocol.
-pub const ALL: &[(&str, &[&str])] = &[("selftest", SELFTEST)];
+pub const ALL: &[(&str, &[CrashPoint])] = &[("selftest", SELFTEST)];
+
+/// The declared crash point called `name`.
+pub fn find(name: &str) -> Option<&'static CrashPoint> {
+    all().find(|p| p.name == name)
+}
 
 /// Whether `name` is a declared crash point.
 pub fn is_declared(name: &str) -> bool {
-    ALL.iter().any(|(_, names)| names.contains(&name))
+    find(name).is_some()
 }
 
 /// Every declared crash point.
+pub fn all() -> impl Iterator<Item = &'static CrashPoint> {
+    ALL.iter().flat_map(|(_, points)| points.iter())
+}
+
+/// Every declared crash point's name.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    ALL.iter().flat_map(|(_, names)| names.iter().copied())
+    all().map(|p| p.name)
 }
 
 /// Parses `WARDEN_CRASH_AT`: `name` or `name:k` (k >= 1).
@@ -61,6 +96,15 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), n, "a crash point is declared twice");
+        for p in super::all() {
+            if let Some(lead) = p.after_crash_at {
+                assert!(
+                    super::all().any(|q| q.after_crash_at.is_none() && q.name.starts_with(lead)),
+                    "{}: no ordinary point starts with {lead:?}",
+                    p.name
+                );
+            }
+        }
         assert_eq!(parse_target("selftest.journal.after_sync:3"), Ok(("selftest.journal.after_sync".into(), 3)));
         assert_eq!(parse_target("selftest.journal.after_sync"), Ok(("selftest.journal.after_sync".into(), 1)));
         assert!(parse_target("nope").is_err());
