@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 use warden::env::{Env, Instant, LocalTask};
 
 use crate::check::FailureClass;
-use crate::exec::{Kernel, TimerKey};
+use crate::exec::TimerKey;
 use crate::rng::Stream;
+use crate::simulation::Simulation;
 
 /// Wall clock of a simulated host at boot: 2026-01-01T00:00:00Z.
 const WALL_AT_BOOT_SECS: u64 = 1_767_225_600;
@@ -18,7 +19,7 @@ const WALL_AT_BOOT_SECS: u64 = 1_767_225_600;
 /// The environment of one simulated process.
 #[derive(Clone)]
 pub struct SimEnv {
-    pub(crate) kernel: Rc<Kernel>,
+    pub(crate) sim: Rc<Simulation>,
     /// The process's global id (never reused, unlike its pid).
     pub(crate) proc: u32,
     pub(crate) host: u32,
@@ -28,8 +29,8 @@ pub struct SimEnv {
 
 impl SimEnv {
     /// The environment of process `proc` on `host`, booted at `boot_ns`.
-    pub(crate) fn new(kernel: Rc<Kernel>, proc: u32, host: u32, boot_ns: u64) -> Self {
-        SimEnv { kernel, proc, host, boot_ns }
+    pub(crate) fn new(sim: Rc<Simulation>, proc: u32, host: u32, boot_ns: u64) -> Self {
+        SimEnv { sim, proc, host, boot_ns }
     }
 
     /// The process's simulator-wide id (never reused).
@@ -45,22 +46,22 @@ impl SimEnv {
     /// Whether the run is in its phase with faults (models inject their
     /// own faults, such as a registry's stalls, only then).
     pub fn faults_allowed(&self) -> bool {
-        self.kernel.faults_allowed()
+        self.sim.faults_allowed()
     }
 }
 
 impl Env for SimEnv {
     #[inline]
     fn now(&self) -> Instant {
-        Instant::from_nanos(self.kernel.now_ns().saturating_sub(self.boot_ns))
+        Instant::from_nanos(self.sim.now_ns().saturating_sub(self.boot_ns))
     }
 
     fn wall_clock(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_AT_BOOT_SECS) + Duration::from_nanos(self.kernel.now_ns())
+        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_AT_BOOT_SECS) + Duration::from_nanos(self.sim.now_ns())
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + 'static {
-        Sleep { kernel: self.kernel.clone(), deadline: deadline.as_nanos().saturating_add(self.boot_ns), key: None }
+        Sleep { sim: self.sim.clone(), deadline: deadline.as_nanos().saturating_add(self.boot_ns), key: None }
     }
 
     fn yield_now(&self) -> impl Future<Output = ()> + 'static {
@@ -68,21 +69,21 @@ impl Env for SimEnv {
     }
 
     fn spawn_task(&self, name: &str, task: LocalTask) {
-        if !self.kernel.is_dead(self.proc) {
-            self.kernel.spawn(self.proc, name, task);
+        if !self.sim.exec.is_dead(self.proc) {
+            self.sim.exec.spawn(self.proc, name, task);
         }
     }
 
     fn random_u64(&self) -> u64 {
-        self.kernel.decisions.borrow_mut().draw(Stream::App)
+        self.sim.draw(Stream::App)
     }
 
     fn buggify_site(&self, site: &'static str) -> bool {
-        self.kernel.buggify(site)
+        self.sim.buggify(site)
     }
 
     fn mutant_enabled(&self, name: &'static str) -> bool {
-        self.kernel.mutant_on(name)
+        self.sim.mutant_on(name)
     }
 
     fn take_panic_location(&self) -> Option<String> {
@@ -90,7 +91,7 @@ impl Env for SimEnv {
     }
 
     fn report_unobserved_panic(&self, task: &str, message: &str) {
-        self.kernel.checks.fail_class(
+        self.sim.checks.fail_class(
             FailureClass::Crash,
             "no-unobserved-panic",
             format!("detached task {task:?} (proc {}) panicked: {message}", self.proc),
@@ -98,14 +99,14 @@ impl Env for SimEnv {
     }
 
     fn crash_point(&self, name: &'static str) -> impl Future<Output = ()> + 'static {
-        let crashed = crate::world::hit_crash_point(&self.kernel, self.proc, name);
+        let crashed = crate::world::hit_crash_point(&self.sim, self.proc, name);
         CrashPoint { crashed }
     }
 }
 
 /// A virtual-time sleep.
 struct Sleep {
-    kernel: Rc<Kernel>,
+    sim: Rc<Simulation>,
     deadline: u64,
     key: Option<TimerKey>,
 }
@@ -113,14 +114,14 @@ struct Sleep {
 impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.kernel.now_ns() >= self.deadline {
+        if self.sim.now_ns() >= self.deadline {
             self.key = None;
             return Poll::Ready(());
         }
         match self.key {
-            Some(key) => self.kernel.update_timer(key, cx.waker()),
+            Some(key) => self.sim.exec.update_timer(key, cx.waker()),
             None => {
-                let key = self.kernel.add_timer(self.deadline, cx.waker().clone());
+                let key = self.sim.exec.add_timer(self.deadline, cx.waker().clone());
                 self.key = Some(key);
             }
         }
@@ -131,7 +132,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.kernel.remove_timer(key);
+            self.sim.exec.remove_timer(key);
         }
     }
 }

@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use crate::exec::Kernel;
 use crate::plan::{CrashAt, FaultPlan, HostCrash, Partition};
 use crate::rng::{Stream, below};
+use crate::simulation::Simulation;
 
 /// Fault rates of a scenario (`[faults]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
@@ -39,24 +39,24 @@ pub struct Faults {
 /// How often random faults are drawn.
 const TICK_NS: u64 = 100_000_000;
 
-fn chance(kernel: &Kernel, p: f64) -> bool {
-    let raw = kernel.decisions.borrow_mut().draw(Stream::Faults);
+fn chance(sim: &Simulation, p: f64) -> bool {
+    let raw = sim.draw(Stream::Faults);
     p > 0.0 && crate::rng::unit(raw) < p
 }
 
-fn between(kernel: &Kernel, lo: u64, hi: u64) -> u64 {
-    lo + below(kernel.decisions.borrow_mut().draw(Stream::Faults), hi - lo + 1)
+fn between(sim: &Simulation, lo: u64, hi: u64) -> u64 {
+    lo + below(sim.draw(Stream::Faults), hi - lo + 1)
 }
 
-fn crash_host_at(kernel: &Rc<Kernel>, at_ns: u64, c: &HostCrash) {
-    let (k, host, down) = (Rc::downgrade(kernel), c.host, c.restart_after_ms * 1_000_000);
-    kernel.schedule(
+fn crash_host_at(sim: &Rc<Simulation>, at_ns: u64, c: &HostCrash) {
+    let (k, host, down) = (Rc::downgrade(sim), c.host, c.restart_after_ms * 1_000_000);
+    sim.exec.schedule(
         at_ns,
         Box::new(move || {
             let Some(k) = k.upgrade() else { return };
             crate::world::crash_host(&k, host);
             let k2 = Rc::downgrade(&k);
-            k.schedule(
+            k.exec.schedule(
                 k.now_ns() + down,
                 Box::new(move || {
                     if let Some(k) = k2.upgrade() {
@@ -68,15 +68,15 @@ fn crash_host_at(kernel: &Rc<Kernel>, at_ns: u64, c: &HostCrash) {
     );
 }
 
-fn partition(kernel: &Kernel, p: &Partition) {
+fn partition(sim: &Simulation, p: &Partition) {
     let from = p.at_ms * 1_000_000;
-    kernel.world.borrow_mut().net.partitions.push((p.a, p.b, from, from + p.for_ms * 1_000_000));
+    sim.world.borrow_mut().net.partitions.push((p.a, p.b, from, from + p.for_ms * 1_000_000));
 }
 
 /// Applies the scenario's rates to the world, before the model starts (so
 /// a model may still change them).
-pub fn configure(kernel: &Kernel, faults: Faults) {
-    let mut w = kernel.world.borrow_mut();
+pub(crate) fn configure(sim: &Simulation, faults: Faults) {
+    let mut w = sim.world.borrow_mut();
     w.disk_error = faults.disk_error;
     w.net.udp_loss = faults.udp_loss;
 }
@@ -84,8 +84,8 @@ pub fn configure(kernel: &Kernel, faults: Faults) {
 /// Sets up faults for a run: the plan's events if a plan is given, else
 /// events drawn from `faults` until `safety_end_ns`. Returns the plan
 /// being injected (filled in as random faults happen).
-pub fn install(
-    kernel: &Rc<Kernel>,
+pub(crate) fn install(
+    sim: &Rc<Simulation>,
     faults: Faults,
     plan: Option<&FaultPlan>,
     safety_end_ns: u64,
@@ -98,29 +98,29 @@ pub fn install(
     if faults.crash_points {
         let names: Vec<&str> = warden::env::crash::names().collect();
         if !names.is_empty() {
-            let name = names[between(kernel, 0, names.len() as u64 - 1) as usize];
-            let hit = between(kernel, 1, 3);
+            let name = names[between(sim, 0, names.len() as u64 - 1) as usize];
+            let hit = between(sim, 1, 3);
             if !planned {
-                kernel.world.borrow_mut().crash_at = Some((name.to_owned(), hit));
+                sim.world.borrow_mut().crash_at = Some((name.to_owned(), hit));
                 injected.borrow_mut().crash_point = Some(CrashAt { name: name.to_owned(), hit });
             }
         }
     }
     if let Some(plan) = plan {
         for c in &plan.host_crashes {
-            crash_host_at(kernel, c.at_ms * 1_000_000, c);
+            crash_host_at(sim, c.at_ms * 1_000_000, c);
         }
         for p in &plan.partitions {
-            partition(kernel, p);
+            partition(sim, p);
         }
-        kernel.world.borrow_mut().crash_at = plan.crash_point.as_ref().map(|c| (c.name.clone(), c.hit));
+        sim.world.borrow_mut().crash_at = plan.crash_point.as_ref().map(|c| (c.name.clone(), c.hit));
         let mut i = injected.borrow_mut();
         i.host_crashes = plan.host_crashes.clone();
         i.partitions = plan.partitions.clone();
         i.crash_point = plan.crash_point.clone();
     }
     if faults.crash > 0.0 || faults.partition > 0.0 {
-        schedule_tick(kernel, Tick { faults, planned, injected: injected.clone() }, TICK_NS, safety_end_ns);
+        schedule_tick(sim, Tick { faults, planned, injected: injected.clone() }, TICK_NS, safety_end_ns);
     }
     injected
 }
@@ -133,12 +133,12 @@ struct Tick {
     injected: Rc<RefCell<FaultPlan>>,
 }
 
-fn schedule_tick(kernel: &Rc<Kernel>, t: Tick, at: u64, end: u64) {
+fn schedule_tick(sim: &Rc<Simulation>, t: Tick, at: u64, end: u64) {
     if at >= end {
         return;
     }
-    let k = Rc::downgrade(kernel);
-    kernel.schedule(
+    let k = Rc::downgrade(sim);
+    sim.exec.schedule(
         at,
         Box::new(move || {
             let Some(k) = k.upgrade() else { return };
@@ -150,27 +150,26 @@ fn schedule_tick(kernel: &Rc<Kernel>, t: Tick, at: u64, end: u64) {
     );
 }
 
-fn tick(kernel: &Rc<Kernel>, t: &Tick) {
+fn tick(sim: &Rc<Simulation>, t: &Tick) {
     let faults = t.faults;
-    let now = kernel.now_ns();
-    let hosts: Vec<(u32, bool)> =
-        kernel.world.borrow().hosts.iter().enumerate().map(|(i, h)| (i as u32, h.up)).collect();
+    let now = sim.now_ns();
+    let hosts: Vec<(u32, bool)> = sim.world.borrow().hosts.iter().enumerate().map(|(i, h)| (i as u32, h.up)).collect();
     let per_tick = TICK_NS as f64 / 1e9;
     for &(host, up) in hosts.iter().skip(1) {
-        if up && chance(kernel, faults.crash * per_tick) {
-            let c = HostCrash { at_ms: now / 1_000_000, host, restart_after_ms: between(kernel, 500, 5_000) };
+        if up && chance(sim, faults.crash * per_tick) {
+            let c = HostCrash { at_ms: now / 1_000_000, host, restart_after_ms: between(sim, 500, 5_000) };
             if !t.planned {
-                crash_host_at(kernel, now, &c);
+                crash_host_at(sim, now, &c);
                 t.injected.borrow_mut().host_crashes.push(c);
             }
         }
     }
-    if hosts.len() >= 2 && chance(kernel, faults.partition * per_tick) {
-        let a = between(kernel, 0, hosts.len() as u64 - 1) as u32;
-        let b = (a + 1 + between(kernel, 0, hosts.len() as u64 - 2) as u32) % hosts.len() as u32;
-        let p = Partition { at_ms: now / 1_000_000, a, b, for_ms: between(kernel, 100, 5_000) };
+    if hosts.len() >= 2 && chance(sim, faults.partition * per_tick) {
+        let a = between(sim, 0, hosts.len() as u64 - 1) as u32;
+        let b = (a + 1 + between(sim, 0, hosts.len() as u64 - 2) as u32) % hosts.len() as u32;
+        let p = Partition { at_ms: now / 1_000_000, a, b, for_ms: between(sim, 100, 5_000) };
         if !t.planned {
-            partition(kernel, &p);
+            partition(sim, &p);
             t.injected.borrow_mut().partitions.push(p);
         }
     }

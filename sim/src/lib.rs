@@ -21,6 +21,8 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod sched;
+mod simulation;
+mod switches;
 pub mod testing;
 pub mod trace;
 pub mod watchdog;

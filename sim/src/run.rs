@@ -13,13 +13,15 @@ use std::time::Duration;
 use rand_chacha::rand_core::Rng;
 
 use crate::check::{Checks, Failure, FailureClass};
-use crate::exec::{Kernel, Stop};
+use crate::exec::{Executor, Stop};
 use crate::models::{FinalCheck, World};
 use crate::plan::FaultPlan;
 use crate::record::Record;
 use crate::rng::{self, Decisions, Stream};
 use crate::scenario::Scenario;
 use crate::sched::{Pct, RandomScheduler, ReplayScheduler, Scheduler, SchedulerKind};
+use crate::simulation::Simulation;
+use crate::switches::Switches;
 use crate::{panic_hook, trace, watchdog};
 
 /// How to run.
@@ -110,6 +112,23 @@ pub fn replay_command(shape: &RunShape<'_>, seed: u64, mutant: Option<&str>) -> 
 
 static EPOCH: AtomicU16 = AtomicU16::new(1);
 
+/// Fails the run if anything still holds its simulation once every task,
+/// timer and world object is gone: a cycle that outlives the run, whose
+/// memory a long sweep would pile up seed after seed.
+fn leak_check(sim: Rc<Simulation>, checks: &Checks) {
+    let strong = Rc::strong_count(&sim);
+    if strong > 1 {
+        checks.fail_class(
+            FailureClass::SimError,
+            "no-leak",
+            format!(
+                "{} references to the run's simulation outlived it (a cycle through model state that holds an environment?)",
+                strong - 1
+            ),
+        );
+    }
+}
+
 /// Runs `scenario` once.
 pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     let spec = scenario.model.spec();
@@ -157,28 +176,19 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     let guard = opts.watchdog.then(|| watchdog::watch(seed, replay_command(shape, seed, opts.mutant)));
     let checks = Checks::new(shape.invariants.clone());
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed);
-    let kernel = Rc::new(Kernel::new(
-        epoch,
-        scheduler,
-        decisions,
-        poll_cost_max_ns,
-        opts.mutant,
-        checks.clone(),
-        guard.as_ref().map(watchdog::WatchGuard::slot),
-    ));
-    {
-        let mut b = kernel.buggify.borrow_mut();
-        b.allowed = shape.faults.buggify;
-        b.fault_phase = true;
-        if let Some(plan) = &opts.plan {
-            b.forced = plan.buggify.clone();
-        }
-    }
+    let forced = opts.plan.as_ref().map(|p| p.buggify.clone()).unwrap_or_default();
+    let sim = Rc::new(Simulation {
+        exec: Executor::new(epoch, scheduler, poll_cost_max_ns, guard.as_ref().map(watchdog::WatchGuard::slot)),
+        world: Default::default(),
+        decisions: std::cell::RefCell::new(decisions),
+        switches: Switches::new(opts.mutant, shape.faults.buggify, forced),
+        checks: checks.clone(),
+    });
     let mut header = vec![
         format!("seed: {seed}{}", if opts.replay.is_some() { " (from the replayed record)" } else { "" }),
         format!("scenario: {}", shape.name),
         format!("mutant: {}", opts.mutant.unwrap_or("none")),
-        format!("scheduler: {}", kernel.scheduler_description()),
+        format!("scheduler: {}", sim.exec.scheduler_description()),
         format!(
             "derived: poll_cost_ns_max={poll_cost_max_ns} buggify={} duration_s={} liveness_s={}",
             if shape.faults.buggify { "on" } else { "off" },
@@ -188,41 +198,44 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     ];
     header.extend(shape.extra_header.iter().cloned());
 
-    crate::faults::configure(&kernel, shape.faults);
-    let world = World::new(kernel.clone(), checks.clone(), seed);
+    crate::faults::configure(&sim, shape.faults);
+    let world = World::new(sim.clone(), checks.clone(), seed);
     let final_check = start(&world);
     let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);
-    let injected = crate::faults::install(&kernel, shape.faults, opts.plan.as_ref(), safety_end);
+    let injected = crate::faults::install(&sim, shape.faults, opts.plan.as_ref(), safety_end);
     if let Some(c) = &injected.borrow().crash_point {
         header.push(format!("crash point: {} at hit {}", c.name, c.hit));
     }
-    let mut stop = kernel.run_until(safety_end);
+    let mut stop = sim.run_until(safety_end);
     if stop != Stop::Failed {
-        kernel.buggify.borrow_mut().fault_phase = false;
+        sim.switches.end_fault_phase();
         let end = safety_end.saturating_add(u64::try_from(shape.liveness.as_nanos()).unwrap_or(u64::MAX));
-        stop = kernel.run_until(end);
+        stop = sim.run_until(end);
     }
     if stop != Stop::Failed {
         final_check(&checks);
+    } else {
+        drop(final_check);
     }
     let mut notes = checks.notes();
     if let Some(f) = checks.failure()
         && f.class == FailureClass::Liveness
     {
-        let live = kernel.live_task_names();
+        let live = sim.exec.live_task_names();
         notes.push(format!("{} tasks alive at the end: {}", live.len(), live.join(", ")));
     }
-    if let Some(step) = kernel.replay_diverged_at() {
+    if let Some(step) = sim.exec.replay_diverged_at() {
         notes.push(format!("the replayed schedule stopped matching its record at step {step} (an edited record?)"));
     }
-    let steps = kernel.steps();
-    let end = Duration::from_nanos(kernel.now_ns());
-    let recorded = kernel.decisions.borrow_mut().take_record();
+    let steps = sim.exec.steps();
+    let end = Duration::from_nanos(sim.now_ns());
+    let recorded = sim.decisions.borrow_mut().take_record();
     let mut plan = injected.borrow().clone();
-    plan.buggify = kernel.buggify.borrow().sites.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
-    kernel.shutdown();
+    plan.buggify = sim.switches.decided_sites();
+    drop(injected);
+    sim.shutdown();
     drop(world);
-    drop(kernel);
+    leak_check(sim, &checks);
     let t = trace::end_run();
     for p in panic_hook::end_quiet() {
         notes.push(format!("panicked: {p}"));

@@ -8,6 +8,7 @@
 //! One thread drives core code in both backends, so futures here are not
 //! `Send` and state needs no locks.
 
+pub mod buggify;
 pub mod crash;
 mod disk;
 mod instant;
@@ -67,7 +68,8 @@ pub trait Env: Clone + 'static + ProcessEnv + NetEnv + DiskEnv {
     /// A uniformly random `u64` from this process's stream.
     fn random_u64(&self) -> u64;
 
-    /// Whether the fault-injection site `site` fires now. Use [`buggify!`].
+    /// Whether the declared fault-injection site `site` fires now (see
+    /// [`buggify`]). Use [`buggify!`](crate::buggify).
     fn buggify_site(&self, site: &'static str) -> bool;
 
     /// Whether the named historical bug is switched on. Use [`Env::mutant`].
@@ -159,16 +161,4 @@ pub trait Env: Clone + 'static + ProcessEnv + NetEnv + DiskEnv {
     fn random_ratio(&self, numerator: u64, denominator: u64) -> bool {
         self.random_below(denominator) < numerator
     }
-}
-
-/// Whether this fault-injection site fires now.
-///
-/// In the simulator a site is switched on in a quarter of the runs that
-/// allow buggify and then fires in a quarter of its hits; with the real
-/// backend it never fires.
-#[macro_export]
-macro_rules! buggify {
-    ($env:expr) => {
-        $crate::env::Env::buggify_site(&$env, concat!(module_path!(), ":", line!()))
-    };
 }

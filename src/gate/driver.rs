@@ -153,12 +153,12 @@ impl<E: Env, R: Registry> Recovery<E, R> {
         // seed's mutex contention): a peer may register and complete
         // meanwhile, making this report a straggler. Both steps offer it.
         env.yield_now().await;
-        if buggify!(*env) {
+        if buggify!(*env, "gate.gone.after_prune") {
             env.sleep(env.random_duration(self.0.config.straggler_delay_max)).await;
         }
         self.stop_heartbeat(id);
         env.yield_now().await;
-        if buggify!(*env) {
+        if buggify!(*env, "gate.gone.before_gate") {
             env.sleep(env.random_duration(self.0.config.straggler_delay_max)).await;
         }
         self.recover(&key, mark, token).await;

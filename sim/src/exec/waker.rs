@@ -8,11 +8,7 @@
 use std::cell::RefCell;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
-/// Identifies a task: epoch (16 bits) | generation (16) | slab index (32).
-pub type TaskId = u64;
-
-/// No task is being polled.
-pub(super) const NO_TASK: TaskId = u64::MAX;
+use super::TaskId;
 
 thread_local! {
     static WOKEN: RefCell<Vec<TaskId>> = const { RefCell::new(Vec::new()) };
@@ -25,7 +21,7 @@ fn clone(data: *const ()) -> RawWaker {
 }
 
 fn wake(data: *const ()) {
-    wake_id(data as usize as TaskId);
+    wake_id(TaskId::from_word(data as usize as u64));
 }
 
 fn drop_waker(_: *const ()) {}
@@ -33,20 +29,20 @@ fn drop_waker(_: *const ()) {}
 /// Wakes `id`. (Whether it woke itself, a yield, the executor tells from
 /// which task it was polling when it collects the wake.)
 #[inline]
-pub(super) fn wake_id(id: TaskId) {
+pub(crate) fn wake_id(id: TaskId) {
     WOKEN.with(|w| w.borrow_mut().push(id));
 }
 
 /// A waker for task `id`.
-pub(super) fn waker(id: TaskId) -> Waker {
+pub(crate) fn waker(id: TaskId) -> Waker {
     // SAFETY: the vtable functions never dereference `data`; it is the id
     // stored in a pointer-sized integer.
-    unsafe { Waker::from_raw(RawWaker::new(id as usize as *const (), &VTABLE)) }
+    unsafe { Waker::from_raw(RawWaker::new(id.word() as usize as *const (), &VTABLE)) }
 }
 
 /// Moves the ids woken since the last call into `out`.
 #[inline]
-pub(super) fn drain_woken(out: &mut Vec<TaskId>) {
+pub(crate) fn drain_woken(out: &mut Vec<TaskId>) {
     WOKEN.with(|w| {
         let mut w = w.borrow_mut();
         out.append(&mut w);
@@ -54,6 +50,6 @@ pub(super) fn drain_woken(out: &mut Vec<TaskId>) {
 }
 
 /// Forgets wakes left over from an earlier run on this thread.
-pub(super) fn reset() {
+pub(crate) fn reset() {
     WOKEN.with(|w| w.borrow_mut().clear());
 }

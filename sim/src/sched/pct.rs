@@ -90,13 +90,13 @@ mod tests {
         #[test]
         fn picks_the_highest_priority_ready_task(seed in any::<u64>(), depth in 1u32..5, n in 1usize..8, steps in 1u64..64) {
             let mut pct = Pct::new(generator(seed, 1), depth, steps);
-            let tasks: Vec<TaskId> = (0..n as u64).collect();
+            let tasks: Vec<TaskId> = (0..n as u32).map(TaskId::for_test).collect();
             for t in &tasks {
                 pct.on_spawn(*t);
             }
             prop_assert_eq!(pct.change_points.len() as u64, u64::from(depth - 1).min(steps));
             for step in 0..steps {
-                let ready: Vec<TaskId> = tasks.iter().copied().filter(|t| (t + step) % 3 != 0 || *t == 0).collect();
+                let ready: Vec<TaskId> = tasks.iter().copied().filter(|t| (u64::from(t.index()) + step) % 3 != 0 || t.index() == 0).collect();
                 let i = pct.pick(&ready, step);
                 prop_assert!(i < ready.len());
                 let chosen = pct.priority[&ready[i]];

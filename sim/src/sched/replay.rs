@@ -10,13 +10,13 @@ use crate::exec::TaskId;
 
 /// Follows a list of recorded picks.
 pub struct ReplayScheduler {
-    picks: VecDeque<TaskId>,
+    picks: VecDeque<u64>,
     diverged_at: Option<u64>,
 }
 
 impl ReplayScheduler {
-    /// Replays `picks` in order.
-    pub fn new(picks: Vec<TaskId>) -> Self {
+    /// Replays `picks` (task keys, see [`TaskId::key`]) in order.
+    pub fn new(picks: Vec<u64>) -> Self {
         ReplayScheduler { picks: picks.into(), diverged_at: None }
     }
 }
@@ -26,7 +26,7 @@ impl Scheduler for ReplayScheduler {
 
     fn pick(&mut self, ready: &[TaskId], step: u64) -> usize {
         if let Some(want) = self.picks.pop_front()
-            && let Some(i) = ready.iter().position(|t| crate::exec::task_key(*t) == want)
+            && let Some(i) = ready.iter().position(|t| t.key() == want)
         {
             return i;
         }

@@ -13,6 +13,7 @@
 //! formatted when a tail or an event dump was asked for.
 
 mod hash;
+mod kind;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -25,6 +26,9 @@ use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
 
 pub use hash::{HashWriter, RunHasher};
+pub use kind::Kind;
+
+use crate::exec::TaskId;
 
 /// How many formatted events a failure report shows.
 pub const TAIL_LINES: usize = 40;
@@ -42,7 +46,7 @@ struct RunLocal {
     events: Cell<u64>,
     now_ns: Cell<u64>,
     pid: Cell<u32>,
-    task: Cell<u64>,
+    task: Cell<TaskId>,
     formatting: Cell<bool>,
     capture: RefCell<Capture>,
 }
@@ -56,7 +60,7 @@ thread_local! {
             events: Cell::new(0),
             now_ns: Cell::new(0),
             pid: Cell::new(0),
-            task: Cell::new(0),
+            task: Cell::new(TaskId::NONE),
             formatting: Cell::new(false),
             capture: RefCell::new(Capture { tail: None, dump: None }),
         }
@@ -74,7 +78,7 @@ pub fn begin_run(hash: bool, tail: bool, dump: bool) {
         r.events.set(0);
         r.now_ns.set(0);
         r.pid.set(0);
-        r.task.set(0);
+        r.task.set(TaskId::NONE);
         r.formatting.set(tail || dump);
         *r.capture.borrow_mut() = Capture { tail: tail.then(VecDeque::new), dump: dump.then(Vec::new) };
     });
@@ -112,9 +116,9 @@ pub fn current_hash() -> u64 {
     RUN.with(|r| r.hash.get().finish())
 }
 
-/// Sets the context events are attributed to: virtual time, pid, task.
+/// Sets the context events are attributed to: virtual time, process, task.
 #[inline]
-pub fn set_context(now_ns: u64, pid: u32, task: u64) {
+pub fn set_context(now_ns: u64, pid: u32, task: TaskId) {
     RUN.with(|r| {
         r.now_ns.set(now_ns);
         r.pid.set(pid);
@@ -125,13 +129,13 @@ pub fn set_context(now_ns: u64, pid: u32, task: u64) {
 /// Hashes a simulator event: a kind tag and up to three words.
 /// `describe` is only called when text is being kept.
 #[inline]
-pub fn sim_event(kind: u64, a: u64, b: u64, describe: impl FnOnce() -> String) {
+pub fn sim_event(kind: Kind, a: u64, b: u64, describe: impl FnOnce() -> String) {
     RUN.with(|r| {
         if !r.active.get() {
             return;
         }
         let mut h = r.hash.get();
-        h.word(kind);
+        h.word(kind as u64);
         h.word(r.now_ns.get());
         h.word(a);
         h.word(b);
@@ -151,8 +155,13 @@ fn prefix(r: &RunLocal) -> String {
         t / 1_000_000_000,
         (t % 1_000_000_000) / 1000,
         r.pid.get(),
-        r.task.get() & 0xffff_ffff
+        task_label(r.task.get())
     )
+}
+
+/// A task's slab index, or `-` outside any task.
+fn task_label(t: TaskId) -> String {
+    if t == TaskId::NONE { "-".to_owned() } else { t.index().to_string() }
 }
 
 fn keep(r: &RunLocal, line: String, hash: u64) {
@@ -244,7 +253,7 @@ impl Subscriber for Forwarder {
             h.word(0xe7e7);
             h.word(r.now_ns.get());
             h.word(u64::from(r.pid.get()));
-            h.word(r.task.get());
+            h.word(r.task.get().key());
             h.bytes(meta.target().as_bytes());
             h.word(u64::from(meta.line().unwrap_or(0)));
             let mut text = r.formatting.get().then(|| format!("{} {:<5} {}:", prefix(r), meta.level(), meta.target()));

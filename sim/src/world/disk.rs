@@ -193,12 +193,12 @@ impl Disk {
 impl SimEnv {
     fn with_disk<T>(&self, f: impl FnOnce(&mut Disk) -> io::Result<T>) -> io::Result<T> {
         let fail = {
-            let w = self.kernel.world.borrow();
-            w.disk_error > 0.0 && self.kernel.faults_allowed()
+            let w = self.sim.world.borrow();
+            w.disk_error > 0.0 && self.sim.faults_allowed()
         };
         if fail {
-            let rate = self.kernel.world.borrow().disk_error;
-            let raw = self.kernel.decisions.borrow_mut().draw(Stream::Disk);
+            let rate = self.sim.world.borrow().disk_error;
+            let raw = self.sim.draw(Stream::Disk);
             if crate::rng::unit(raw) <= rate {
                 let enospc = raw & 1 == 0;
                 return Err(if enospc {
@@ -208,7 +208,7 @@ impl SimEnv {
                 });
             }
         }
-        let mut w = self.kernel.world.borrow_mut();
+        let mut w = self.sim.world.borrow_mut();
         let host = w.hosts.get_mut(self.host as usize).ok_or_else(|| io::Error::other("no host"))?;
         f(&mut host.disk)
     }
@@ -216,7 +216,7 @@ impl SimEnv {
     fn file_of(&self, f: &SimFd) -> io::Result<FileRef> {
         match f.desc().kind {
             DescKind::File(r) => {
-                let boots = self.kernel.world.borrow().hosts[r.host as usize].boots;
+                let boots = self.sim.world.borrow().hosts[r.host as usize].boots;
                 if r.boot != boots {
                     return Err(io::Error::new(io::ErrorKind::NotFound, "stale file handle"));
                 }
@@ -233,12 +233,8 @@ impl DiskEnv for SimEnv {
 
     fn open(&self, path: &Path, opts: OpenOptions) -> impl Future<Output = io::Result<SimFd>> + 'static {
         let r = self.with_disk(|d| d.open(path, opts)).map(|inode| {
-            let boot = self.kernel.world.borrow().hosts[self.host as usize].boots;
-            SimFd::register(
-                &self.kernel,
-                self.proc,
-                Desc::new(DescKind::File(FileRef { host: self.host, inode, boot })),
-            )
+            let boot = self.sim.world.borrow().hosts[self.host as usize].boots;
+            SimFd::register(&self.sim, self.proc, Desc::new(DescKind::File(FileRef { host: self.host, inode, boot })))
         });
         std::future::ready(r)
     }
@@ -304,7 +300,7 @@ impl DiskEnv for SimEnv {
 
     fn lock_dir(&self, dir: &Path) -> io::Result<SimDirLock> {
         let dir = normal_dir(dir);
-        let mut w = self.kernel.world.borrow_mut();
+        let mut w = self.sim.world.borrow_mut();
         if !w.hosts[self.host as usize].disk.dirs.contains_key(&dir) {
             return Err(not_found(&dir));
         }
@@ -313,7 +309,7 @@ impl DiskEnv for SimEnv {
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "directory is locked by another process"));
         }
         w.locks.insert(key, self.proc);
-        Ok(SimDirLock { kernel: self.kernel.clone(), host: self.host, dir, proc: self.proc })
+        Ok(SimDirLock { sim: self.sim.clone(), host: self.host, dir, proc: self.proc })
     }
 }
 

@@ -8,11 +8,11 @@ use std::rc::Rc;
 use warden::env::Signal;
 
 use super::fd::{Desc, DescKind};
-use crate::exec::Kernel;
+use crate::simulation::Simulation;
 
 /// An fd of a simulated process.
 pub struct SimFd {
-    kernel: Rc<Kernel>,
+    sim: Rc<Simulation>,
     proc: u32,
     slot: u64,
     desc: Rc<Desc>,
@@ -21,11 +21,11 @@ pub struct SimFd {
 impl SimFd {
     /// Enters `desc` (whose reference the caller hands over) in `proc`'s
     /// fd table.
-    pub(crate) fn register(kernel: &Rc<Kernel>, proc: u32, desc: Rc<Desc>) -> SimFd {
+    pub(crate) fn register(sim: &Rc<Simulation>, proc: u32, desc: Rc<Desc>) -> SimFd {
         let slot = {
-            let mut w = kernel.world.borrow_mut();
+            let mut w = sim.world.borrow_mut();
             match w.procs.get_mut(&proc) {
-                Some(p) if !kernel.is_dead(proc) => {
+                Some(p) if !sim.exec.is_dead(proc) => {
                     let slot = p.next_fd;
                     p.next_fd += 1;
                     p.fds.insert(slot, desc.clone());
@@ -38,7 +38,7 @@ impl SimFd {
         if slot == u64::MAX {
             desc.release();
         }
-        SimFd { kernel: kernel.clone(), proc, slot, desc }
+        SimFd { sim: sim.clone(), proc, slot, desc }
     }
 
     /// The open file description.
@@ -58,7 +58,7 @@ impl SimFd {
         if self.slot == u64::MAX {
             return false;
         }
-        match self.kernel.world.try_borrow_mut() {
+        match self.sim.world.try_borrow_mut() {
             Ok(mut w) => w.procs.get_mut(&self.proc).and_then(|p| p.fds.remove(&self.slot)).is_some(),
             Err(_) => false,
         }
@@ -79,7 +79,7 @@ impl Drop for SimFd {
     fn drop(&mut self) {
         if self.unregister() {
             if matches!(self.desc.kind, DescKind::Listener(_))
-                && self.kernel.mutant_on("listener-closed-with-first-holder")
+                && self.sim.mutant_on("listener-closed-with-first-holder")
             {
                 // The planted bug: closing one fd closes the shared listener.
                 self.desc.close();
@@ -98,20 +98,20 @@ pub struct SimChild {
 
 /// Signals a process handles; dropping it restores their default action.
 pub struct SimSignals {
-    pub(crate) kernel: Rc<Kernel>,
+    pub(crate) sim: Rc<Simulation>,
     pub(crate) proc: u32,
     pub(crate) set: Vec<Signal>,
 }
 
 impl Drop for SimSignals {
     fn drop(&mut self) {
-        super::process::unhandle_signals(&self.kernel, self.proc, &self.set);
+        super::process::unhandle_signals(&self.sim, self.proc, &self.set);
     }
 }
 
 /// An exclusive lock on a directory of a host.
 pub struct SimDirLock {
-    pub(crate) kernel: Rc<Kernel>,
+    pub(crate) sim: Rc<Simulation>,
     pub(crate) host: u32,
     pub(crate) dir: PathBuf,
     pub(crate) proc: u32,
@@ -119,7 +119,7 @@ pub struct SimDirLock {
 
 impl Drop for SimDirLock {
     fn drop(&mut self) {
-        if let Ok(mut w) = self.kernel.world.try_borrow_mut() {
+        if let Ok(mut w) = self.sim.world.try_borrow_mut() {
             let key = (self.host, self.dir.clone());
             if w.locks.get(&key) == Some(&self.proc) {
                 w.locks.remove(&key);

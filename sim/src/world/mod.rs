@@ -1,11 +1,12 @@
 //! The simulated world: hosts that boot, crash and restart; processes with
 //! pids, fds, signals and exit statuses; sockets between them; disks.
 //!
-//! State lives in [`WorldState`] inside the run's kernel. Programs are
+//! State lives in [`WorldState`] inside the run's sim. Programs are
 //! async functions registered by name; a process runs one as its main task
 //! and exits with the code it returns.
 
 pub mod disk;
+pub(crate) mod facade;
 pub mod fd;
 mod handles;
 mod net;
@@ -23,18 +24,19 @@ use futures::future::LocalBoxFuture;
 use warden::env::{ExitStatus, Signal};
 
 pub use handles::{SimChild, SimDirLock, SimFd, SimSignals};
+pub use process::Launch;
 pub(crate) use process::bare_process;
-pub use process::{Launch, crash_host, deliver, exit_process, restart_host, start_process};
+pub(crate) use process::{crash_host, exit_process, restart_host, start_process};
 pub use stream::BACKLOG;
 
 /// Counts a hit of crash point `name` in `proc`; at the hit the fault plan
 /// names, kills the process (SIGKILL semantics) and returns `true`.
-pub fn hit_crash_point(kernel: &Rc<crate::exec::Kernel>, proc: u32, name: &'static str) -> bool {
-    if kernel.is_dead(proc) {
+pub(crate) fn hit_crash_point(sim: &Rc<Simulation>, proc: u32, name: &'static str) -> bool {
+    if sim.exec.is_dead(proc) {
         return true;
     }
     if !warden::env::crash::is_declared(name) {
-        kernel.checks.fail_class(
+        sim.checks.fail_class(
             crate::check::FailureClass::SimError,
             "known-crash-point",
             format!("crash_point!({name:?}) is not declared in warden::env::crash::ALL"),
@@ -42,20 +44,23 @@ pub fn hit_crash_point(kernel: &Rc<crate::exec::Kernel>, proc: u32, name: &'stat
         return false;
     }
     let crash = {
-        let mut w = kernel.world.borrow_mut();
+        let mut w = sim.world.borrow_mut();
         let hits = w.crash_hits.entry(name.to_owned()).or_default();
         *hits += 1;
         let hits = *hits;
         w.crash_at.as_ref().is_some_and(|(n, k)| n == name && *k == hits)
     };
-    crate::trace::sim_event(9, u64::from(proc), u64::from(crash), || format!("crash point {name} in proc {proc}"));
+    crate::trace::sim_event(crate::trace::Kind::CrashPoint, u64::from(proc), u64::from(crash), || {
+        format!("crash point {name} in proc {proc}")
+    });
     if crash {
-        exit_process(kernel, proc, ExitStatus::Signaled(Signal::Kill));
+        exit_process(sim, proc, ExitStatus::Signaled(Signal::Kill));
     }
     crash
 }
 
 use crate::env::SimEnv;
+use crate::simulation::Simulation;
 use fd::Desc;
 use stream::{ListenerState, UdpState};
 
@@ -324,11 +329,17 @@ impl WorldState {
     }
 }
 
+/// A world event a timer handed back (see `Executor::schedule_event`):
+/// today only a datagram arriving, its token the in-flight slot.
+pub(crate) fn event(sim: &Simulation, token: u64) {
+    deliver_datagram(sim, token as u32);
+}
+
 /// A datagram arrives: queued on the socket bound to its address if the
 /// destination host is up and one is bound, else lost.
-pub fn deliver_datagram(kernel: &crate::exec::Kernel, slot: u32) {
+fn deliver_datagram(sim: &Simulation, slot: u32) {
     let target = {
-        let mut w = kernel.world.borrow_mut();
+        let mut w = sim.world.borrow_mut();
         let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
         w.in_flight_free.push(slot);
         let up = w.hosts.get(d.host as usize).is_some_and(|h| h.up);

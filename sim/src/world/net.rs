@@ -16,8 +16,8 @@ use super::fd::{Desc, DescKind};
 use super::handles::SimFd;
 use super::stream::{Chunk, ListenerState, StreamEnd, UdpState};
 use crate::env::SimEnv;
-use crate::exec::Kernel;
 use crate::rng::{Stream, below};
+use crate::simulation::Simulation;
 
 /// How long a TCP connect keeps retrying (SYN retries) before `TimedOut`.
 pub(super) const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,9 +32,9 @@ fn not_a(what: &str) -> io::Error {
 }
 
 /// Resets every connection with an end on `host`.
-pub(crate) fn reset_streams_of(kernel: &Rc<Kernel>, host: u32) {
+pub(crate) fn reset_streams_of(sim: &Rc<Simulation>, host: u32) {
     let ends: Vec<Rc<StreamEnd>> = {
-        let mut w = kernel.world.borrow_mut();
+        let mut w = sim.world.borrow_mut();
         w.streams.retain(|s| s.strong_count() > 0);
         w.streams
             .iter()
@@ -54,10 +54,10 @@ fn stream_of(fd: &SimFd) -> io::Result<Rc<StreamEnd>> {
     }
 }
 
-fn new_pair(kernel: &Rc<Kernel>, a_host: u32, b_host: u32, unix: bool) -> (Rc<Desc>, Rc<Desc>) {
+fn new_pair(sim: &Rc<Simulation>, a_host: u32, b_host: u32, unix: bool) -> (Rc<Desc>, Rc<Desc>) {
     let (a, b) = StreamEnd::pair(a_host, b_host, unix);
     let (a, b) = (Rc::new(a), Rc::new(b));
-    let mut w = kernel.world.borrow_mut();
+    let mut w = sim.world.borrow_mut();
     w.streams.push(Rc::downgrade(&a));
     w.streams.push(Rc::downgrade(&b));
     (Desc::new(DescKind::Stream(a)), Desc::new(DescKind::Stream(b)))
@@ -74,24 +74,24 @@ fn enqueue(l: &RefCell<ListenerState>, server: Rc<Desc>) {
 
 impl SimEnv {
     fn host_ip(&self) -> IpAddr {
-        IpAddr::V4(self.kernel.world.borrow().hosts[self.host as usize].ip)
+        IpAddr::V4(self.sim.world.borrow().hosts[self.host as usize].ip)
     }
 
     fn latency_ns(&self) -> u64 {
         let (lo, hi) = {
-            let w = self.kernel.world.borrow();
+            let w = self.sim.world.borrow();
             (w.net.latency_min_ns, w.net.latency_max_ns)
         };
-        lo + below(self.kernel.decisions.borrow_mut().draw(Stream::Network), hi.saturating_sub(lo) + 1)
+        lo + below(self.sim.draw(Stream::Network), hi.saturating_sub(lo) + 1)
     }
 
     /// When bytes sent now from this host to `remote` become readable.
     fn delivery_time(&self, remote: u32, unix: bool) -> u64 {
-        let now = self.kernel.now_ns();
+        let now = self.sim.now_ns();
         if unix || remote == self.host {
             return now;
         }
-        let healed = self.kernel.world.borrow().partitioned(self.host, remote, now).unwrap_or(now);
+        let healed = self.sim.world.borrow().partitioned(self.host, remote, now).unwrap_or(now);
         healed + self.latency_ns()
     }
 
@@ -105,15 +105,15 @@ impl SimEnv {
     async fn connect_tcp(self, to: SocketAddr) -> io::Result<SimFd> {
         let deadline = self.now() + TCP_CONNECT_TIMEOUT;
         loop {
-            let remote = self.kernel.world.borrow().host_by_ip(to.ip());
+            let remote = self.sim.world.borrow().host_by_ip(to.ip());
             let reachable = remote.filter(|r| {
-                let w = self.kernel.world.borrow();
-                w.hosts[*r as usize].up && w.partitioned(self.host, *r, self.kernel.now_ns()).is_none()
+                let w = self.sim.world.borrow();
+                w.hosts[*r as usize].up && w.partitioned(self.host, *r, self.sim.now_ns()).is_none()
             });
             if let Some(remote) = reachable {
                 // SYN out, SYN-ACK back.
-                self.sleep(Duration::from_nanos(self.delivery_time(remote, false) - self.kernel.now_ns())).await;
-                let listener = self.kernel.world.borrow().tcp.get(&to).cloned();
+                self.sleep(Duration::from_nanos(self.delivery_time(remote, false) - self.sim.now_ns())).await;
+                let listener = self.sim.world.borrow().tcp.get(&to).cloned();
                 let Some(l) = listener.filter(|l| l.borrow().open) else {
                     return Err(err(io::ErrorKind::ConnectionRefused, "connection refused"));
                 };
@@ -122,10 +122,10 @@ impl SimEnv {
                     ls.queue.len() < ls.backlog
                 };
                 if room {
-                    let (client, server) = new_pair(&self.kernel, self.host, remote, false);
+                    let (client, server) = new_pair(&self.sim, self.host, remote, false);
                     enqueue(&l, server);
                     self.sleep(Duration::from_nanos(self.latency_ns())).await;
-                    return Ok(SimFd::register(&self.kernel, self.proc, client));
+                    return Ok(SimFd::register(&self.sim, self.proc, client));
                 }
             }
             if self.now() + SYN_RETRY > deadline {
@@ -139,7 +139,7 @@ impl SimEnv {
         let env = self.clone();
         let key = (self.host, path.to_path_buf());
         std::future::poll_fn(move |cx| {
-            let l = env.kernel.world.borrow().unix.get(&key).cloned();
+            let l = env.sim.world.borrow().unix.get(&key).cloned();
             let Some(l) = l else {
                 return Poll::Ready(Err(err(io::ErrorKind::NotFound, "no such socket")));
             };
@@ -153,9 +153,9 @@ impl SimEnv {
                 return Poll::Pending;
             }
             drop(ls);
-            let (client, server) = new_pair(&env.kernel, env.host, env.host, true);
+            let (client, server) = new_pair(&env.sim, env.host, env.host, true);
             enqueue(&l, server);
-            Poll::Ready(Ok(SimFd::register(&env.kernel, env.proc, client)))
+            Poll::Ready(Ok(SimFd::register(&env.sim, env.proc, client)))
         })
     }
 }
@@ -166,7 +166,7 @@ impl NetEnv for SimEnv {
     type Datagram = SimFd;
 
     fn listen(&self, addr: &Addr) -> io::Result<SimFd> {
-        let mut w = self.kernel.world.borrow_mut();
+        let mut w = self.sim.world.borrow_mut();
         let state = match addr {
             Addr::Unix(path) => {
                 let key = (self.host, path.clone());
@@ -192,11 +192,11 @@ impl NetEnv for SimEnv {
             }
         };
         drop(w);
-        Ok(SimFd::register(&self.kernel, self.proc, Desc::new(DescKind::Listener(state))))
+        Ok(SimFd::register(&self.sim, self.proc, Desc::new(DescKind::Listener(state))))
     }
 
     fn accept<'a>(&self, l: &'a SimFd) -> impl Future<Output = io::Result<SimFd>> + 'a {
-        let kernel = self.kernel.clone();
+        let sim = self.sim.clone();
         let proc = self.proc;
         std::future::poll_fn(move |cx| {
             let DescKind::Listener(state) = &l.desc().kind else {
@@ -212,7 +212,7 @@ impl NetEnv for SimEnv {
                         w.wake();
                     }
                     drop(ls);
-                    Poll::Ready(Ok(SimFd::register(&kernel, proc, server)))
+                    Poll::Ready(Ok(SimFd::register(&sim, proc, server)))
                 }
                 None => {
                     ls.acceptor = Some(cx.waker().clone());
@@ -234,15 +234,15 @@ impl NetEnv for SimEnv {
     }
 
     fn socketpair(&self) -> io::Result<(SimFd, SimFd)> {
-        let (a, b) = new_pair(&self.kernel, self.host, self.host, true);
-        Ok((SimFd::register(&self.kernel, self.proc, a), SimFd::register(&self.kernel, self.proc, b)))
+        let (a, b) = new_pair(&self.sim, self.host, self.host, true);
+        Ok((SimFd::register(&self.sim, self.proc, a), SimFd::register(&self.sim, self.proc, b)))
     }
 
     fn read<'a>(&self, s: &'a SimFd, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         let env = self.clone();
         async move {
             env.recv_with_fds(s, buf).await.map(|(n, fds)| {
-                // Fds sent to a plain read are closed, as the kernel does.
+                // Fds sent to a plain read are closed, as the sim does.
                 drop(fds);
                 n
             })
@@ -265,7 +265,7 @@ impl NetEnv for SimEnv {
             if !fds.is_empty() && !end.route.unix {
                 return Err(err(io::ErrorKind::InvalidInput, "fds can only be passed over Unix sockets"));
             }
-            if env.kernel.is_dead(env.proc) {
+            if env.sim.exec.is_dead(env.proc) {
                 return Ok(());
             }
             let ready_at = env.delivery_time(end.route.remote, end.route.unix);
@@ -299,7 +299,7 @@ impl NetEnv for SimEnv {
             if buf.is_empty() {
                 return Poll::Ready(Ok((0, Vec::new())));
             }
-            let now = env.kernel.now_ns();
+            let now = env.sim.now_ns();
             let mut rx = end.rx.borrow_mut();
             if rx.reset {
                 return Poll::Ready(Err(err(io::ErrorKind::ConnectionReset, "connection reset")));
@@ -317,8 +317,8 @@ impl NetEnv for SimEnv {
                     let at = front.ready_at;
                     rx.reader = Some(cx.waker().clone());
                     drop(rx);
-                    let w = cx.waker().clone();
-                    env.kernel.schedule(at, Box::new(move || w.wake()));
+                    // Stale once read or dropped: a wake of nothing.
+                    let _ = env.sim.exec.add_timer(at, cx.waker().clone());
                     return Poll::Pending;
                 }
                 if rx.write_closed {
@@ -329,7 +329,7 @@ impl NetEnv for SimEnv {
             }
             // An arbitrary split of what is there: framing bugs surface.
             let max = avail.min(buf.len()) as u64;
-            let n = 1 + below(env.kernel.decisions.borrow_mut().draw(Stream::Network), max) as usize;
+            let n = 1 + below(env.sim.draw(Stream::Network), max) as usize;
             let mut got = 0;
             let mut fds = Vec::new();
             while got < n {
@@ -346,7 +346,7 @@ impl NetEnv for SimEnv {
                 }
             }
             drop(rx);
-            let fds = fds.into_iter().map(|d| SimFd::register(&env.kernel, env.proc, d)).collect();
+            let fds = fds.into_iter().map(|d| SimFd::register(&env.sim, env.proc, d)).collect();
             Poll::Ready(Ok((got, fds)))
         })
     }
@@ -365,7 +365,7 @@ impl NetEnv for SimEnv {
         if bound.ip() != ip {
             return Err(err(io::ErrorKind::AddrNotAvailable, "address not on this host"));
         }
-        let mut w = self.kernel.world.borrow_mut();
+        let mut w = self.sim.world.borrow_mut();
         if w.udp.get(&super::addr_key(bound)).is_some_and(|u| u.borrow().open) {
             return Err(err(io::ErrorKind::AddrInUse, "address in use"));
         }
@@ -373,7 +373,7 @@ impl NetEnv for SimEnv {
             Rc::new(RefCell::new(UdpState { addr: bound, open: true, queue: Default::default(), reader: None }));
         w.udp.insert(super::addr_key(bound), state.clone());
         drop(w);
-        Ok(SimFd::register(&self.kernel, self.proc, Desc::new(DescKind::Udp(state))))
+        Ok(SimFd::register(&self.sim, self.proc, Desc::new(DescKind::Udp(state))))
     }
 
     fn send_to<'a>(&self, d: &'a SimFd, buf: &'a [u8], to: SocketAddr) -> impl Future<Output = io::Result<()>> + 'a {
@@ -383,13 +383,13 @@ impl NetEnv for SimEnv {
                 DescKind::Udp(u) => u.borrow().addr,
                 _ => return Err(not_a("udp socket")),
             };
-            if env.kernel.is_dead(env.proc) {
+            if env.sim.exec.is_dead(env.proc) {
                 return Ok(());
             }
-            let now = env.kernel.now_ns();
+            let now = env.sim.now_ns();
             // One look at the world: route, partition, loss, latency range.
             let (remote, loss, lo, hi) = {
-                let w = env.kernel.world.borrow();
+                let w = env.sim.world.borrow();
                 let Some(remote) = w.host_by_ip(to.ip()) else { return Ok(()) };
                 if !w.net.partitions.is_empty() && w.partitioned(env.host, remote, now).is_some() {
                     return Ok(());
@@ -397,7 +397,7 @@ impl NetEnv for SimEnv {
                 (remote, w.net.udp_loss, w.net.latency_min_ns, w.net.latency_max_ns)
             };
             if loss > 0.0 {
-                let raw = env.kernel.decisions.borrow_mut().draw(Stream::Network);
+                let raw = env.sim.draw(Stream::Network);
                 if crate::rng::unit(raw) <= loss {
                     return Ok(());
                 }
@@ -405,11 +405,11 @@ impl NetEnv for SimEnv {
             let at = if remote == env.host {
                 now
             } else {
-                now + lo + below(env.kernel.decisions.borrow_mut().draw(Stream::Network), hi.saturating_sub(lo) + 1)
+                now + lo + below(env.sim.draw(Stream::Network), hi.saturating_sub(lo) + 1)
             };
             let flight = super::stream::InFlight { to, from, host: remote, data: super::stream::Payload::new(buf) };
             let slot = {
-                let mut w = env.kernel.world.borrow_mut();
+                let mut w = env.sim.world.borrow_mut();
                 match w.in_flight_free.pop() {
                     Some(s) => {
                         w.in_flight[s as usize] = Some(flight);
@@ -421,7 +421,7 @@ impl NetEnv for SimEnv {
                     }
                 }
             };
-            env.kernel.schedule_datagram(at, slot);
+            env.sim.exec.schedule_event(at, u64::from(slot));
             Ok(())
         }
     }
@@ -476,6 +476,6 @@ impl NetEnv for SimEnv {
 
     fn dup_fd(&self, fd: &SimFd) -> io::Result<SimFd> {
         fd.desc().acquire();
-        Ok(SimFd::register(&self.kernel, self.proc, fd.desc().clone()))
+        Ok(SimFd::register(&self.sim, self.proc, fd.desc().clone()))
     }
 }

@@ -16,8 +16,8 @@ use super::fd::{Desc, DescKind};
 use super::handles::{SimChild, SimFd, SimSignals};
 use super::{INIT_RESTART_DELAY_NS, Proc, ProcState};
 use crate::env::SimEnv;
-use crate::exec::Kernel;
-use crate::trace;
+use crate::simulation::Simulation;
+use crate::trace::{self, Kind};
 
 fn no_such_process() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "no such process")
@@ -57,11 +57,11 @@ impl Launch {
 }
 
 /// Starts a process; returns its global id.
-pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
+pub(crate) fn start_process(sim: &Rc<Simulation>, launch: Launch) -> io::Result<u32> {
     let Launch { host, program, args, vars, fds, parent, init_entry } = launch;
     let program = program.as_str();
     let (proc, env, main) = {
-        let mut w = kernel.world.borrow_mut();
+        let mut w = sim.world.borrow_mut();
         let release = |fds: Vec<(Rc<Desc>, i32)>| fds.into_iter().for_each(|(d, _)| d.release());
         let Some(main) = w.programs.get(program).cloned() else {
             release(fds);
@@ -84,14 +84,14 @@ pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
             ..Proc::new(host, pid, program)
         });
         let boot = w.hosts[host as usize].boot_ns;
-        (proc, SimEnv::new(kernel.clone(), proc, host, boot), main)
+        (proc, SimEnv::new(sim.clone(), proc, host, boot), main)
     };
-    trace::sim_event(4, u64::from(proc), u64::from(host), || {
+    trace::sim_event(Kind::Start, u64::from(proc), u64::from(host), || {
         format!("start {program:?} as proc {proc} on host {host}")
     });
-    let k = Rc::downgrade(kernel);
+    let k = Rc::downgrade(sim);
     let fut = main(env, args);
-    kernel.spawn(
+    sim.exec.spawn(
         proc,
         program,
         Box::pin(async move {
@@ -106,17 +106,17 @@ pub fn start_process(kernel: &Rc<Kernel>, launch: Launch) -> io::Result<u32> {
 }
 
 /// Creates a process with no program (a model's own process).
-pub(crate) fn bare_process(kernel: &Rc<Kernel>, host: u32, name: &str) -> u32 {
-    let mut w = kernel.world.borrow_mut();
+pub(crate) fn bare_process(sim: &Rc<Simulation>, host: u32, name: &str) -> u32 {
+    let mut w = sim.world.borrow_mut();
     let pid = w.alloc_pid(host).unwrap_or(1);
     w.insert_proc(Proc::new(host, pid, name))
 }
 
 /// Ends process `proc` with `status`: its tasks are discarded after the
 /// current poll, its fds closed, its locks released, waiters woken.
-pub fn exit_process(kernel: &Rc<Kernel>, proc: u32, status: ExitStatus) {
+pub(crate) fn exit_process(sim: &Rc<Simulation>, proc: u32, status: ExitStatus) {
     let (fds, inherited, waiters, sig_waker, restart, host) = {
-        let mut w = kernel.world.borrow_mut();
+        let mut w = sim.world.borrow_mut();
         let Some(p) = w.procs.get_mut(&proc) else {
             return;
         };
@@ -138,23 +138,23 @@ pub fn exit_process(kernel: &Rc<Kernel>, proc: u32, status: ExitStatus) {
             .filter(|i| w.hosts[host as usize].init.get(*i).is_some_and(|e| e.restart) && w.hosts[host as usize].up);
         (fds, inherited, waiters, sig_waker, restart.map(|i| (i, w.hosts[host as usize].boots)), host)
     };
-    trace::sim_event(5, u64::from(proc), status_word(status), || format!("proc {proc} exits: {status}"));
-    let first_holder_bug = kernel.mutant_on("listener-closed-with-first-holder");
+    trace::sim_event(Kind::Exit, u64::from(proc), status_word(status), || format!("proc {proc} exits: {status}"));
+    let first_holder_bug = sim.mutant_on("listener-closed-with-first-holder");
     for d in fds.into_values().chain(inherited.into_values()) {
         if first_holder_bug && matches!(d.kind, DescKind::Listener(_)) {
             d.close();
         }
         d.release();
     }
-    kernel.end_process_tasks(proc);
+    sim.exec.end_group(proc);
     for w in waiters {
         w.wake();
     }
     drop(sig_waker);
     if let Some((entry, boots)) = restart {
-        let k = Rc::downgrade(kernel);
-        kernel.schedule(
-            kernel.now_ns() + INIT_RESTART_DELAY_NS,
+        let k = Rc::downgrade(sim);
+        sim.exec.schedule(
+            sim.now_ns() + INIT_RESTART_DELAY_NS,
             Box::new(move || {
                 if let Some(k) = k.upgrade() {
                     start_init_entry(&k, host, entry, boots);
@@ -171,9 +171,9 @@ fn status_word(s: ExitStatus) -> u64 {
     }
 }
 
-fn start_init_entry(kernel: &Rc<Kernel>, host: u32, entry: usize, boots: u32) {
+fn start_init_entry(sim: &Rc<Simulation>, host: u32, entry: usize, boots: u32) {
     let spec = {
-        let w = kernel.world.borrow();
+        let w = sim.world.borrow();
         let h = &w.hosts[host as usize];
         if !h.up || h.boots != boots {
             return;
@@ -181,12 +181,12 @@ fn start_init_entry(kernel: &Rc<Kernel>, host: u32, entry: usize, boots: u32) {
         h.init.get(entry).cloned()
     };
     if let Some(e) = spec {
-        let _ = start_process(kernel, Launch { init_entry: Some(entry), ..Launch::new(host, &e.program, e.args) });
+        let _ = start_process(sim, Launch { init_entry: Some(entry), ..Launch::new(host, &e.program, e.args) });
     }
 }
 
 /// Delivers `signal` to `proc`.
-pub fn deliver(kernel: &Rc<Kernel>, proc: u32, signal: Signal) -> io::Result<()> {
+pub(crate) fn deliver(sim: &Rc<Simulation>, proc: u32, signal: Signal) -> io::Result<()> {
     enum Act {
         Exit(ExitStatus),
         Stop,
@@ -194,7 +194,7 @@ pub fn deliver(kernel: &Rc<Kernel>, proc: u32, signal: Signal) -> io::Result<()>
         Queued,
     }
     let act = {
-        let mut w = kernel.world.borrow_mut();
+        let mut w = sim.world.borrow_mut();
         let Some(p) = w.procs.get_mut(&proc) else {
             return Err(no_such_process());
         };
@@ -225,14 +225,14 @@ pub fn deliver(kernel: &Rc<Kernel>, proc: u32, signal: Signal) -> io::Result<()>
             (ProcState::Running, s) => Act::Exit(ExitStatus::Signaled(s)),
         }
     };
-    trace::sim_event(6, u64::from(proc), signal.number() as u64, || format!("{signal} to proc {proc}"));
+    trace::sim_event(Kind::Signal, u64::from(proc), signal.number() as u64, || format!("{signal} to proc {proc}"));
     match act {
-        Act::Exit(status) => exit_process(kernel, proc, status),
-        Act::Stop => kernel.set_stopped(proc, true),
+        Act::Exit(status) => exit_process(sim, proc, status),
+        Act::Stop => sim.exec.set_stopped(proc, true),
         Act::Cont(held) => {
-            kernel.set_stopped(proc, false);
+            sim.exec.set_stopped(proc, false);
             for s in held {
-                let _ = deliver(kernel, proc, s);
+                let _ = deliver(sim, proc, s);
             }
         }
         Act::Queued => {}
@@ -241,9 +241,9 @@ pub fn deliver(kernel: &Rc<Kernel>, proc: u32, signal: Signal) -> io::Result<()>
 }
 
 /// Stops handling `set` in `proc`: queued ones take their default action.
-pub(crate) fn unhandle_signals(kernel: &Rc<Kernel>, proc: u32, set: &[Signal]) {
+pub(crate) fn unhandle_signals(sim: &Rc<Simulation>, proc: u32, set: &[Signal]) {
     let pending: Vec<Signal> = {
-        let Ok(mut w) = kernel.world.try_borrow_mut() else {
+        let Ok(mut w) = sim.world.try_borrow_mut() else {
             return;
         };
         let Some(p) = w.procs.get_mut(&proc) else {
@@ -260,15 +260,15 @@ pub(crate) fn unhandle_signals(kernel: &Rc<Kernel>, proc: u32, set: &[Signal]) {
         pending
     };
     for s in pending {
-        let _ = deliver(kernel, proc, s);
+        let _ = deliver(sim, proc, s);
     }
 }
 
 /// Power loss: every process on `host` dies, connections through it reset,
 /// unsynced disk data is lost.
-pub fn crash_host(kernel: &Rc<Kernel>, host: u32) {
+pub(crate) fn crash_host(sim: &Rc<Simulation>, host: u32) {
     let procs: Vec<u32> = {
-        let mut w = kernel.world.borrow_mut();
+        let mut w = sim.world.borrow_mut();
         let Some(h) = w.hosts.get_mut(host as usize) else {
             return;
         };
@@ -282,21 +282,21 @@ pub fn crash_host(kernel: &Rc<Kernel>, host: u32) {
             .map(|(id, _)| *id)
             .collect()
     };
-    trace::sim_event(7, u64::from(host), 0, || format!("host {host} crashes"));
+    trace::sim_event(Kind::HostCrash, u64::from(host), 0, || format!("host {host} crashes"));
     for p in procs {
-        exit_process(kernel, p, ExitStatus::Signaled(Signal::Kill));
+        exit_process(sim, p, ExitStatus::Signaled(Signal::Kill));
     }
-    super::net::reset_streams_of(kernel, host);
-    let raw = kernel.decisions.borrow_mut().draw(crate::rng::Stream::Disk);
-    kernel.world.borrow_mut().hosts[host as usize].disk.crash(raw);
+    super::net::reset_streams_of(sim, host);
+    let raw = sim.draw(crate::rng::Stream::Disk);
+    sim.world.borrow_mut().hosts[host as usize].disk.crash(raw);
 }
 
 /// Boots `host` again: its clock restarts at zero and init starts its
 /// entries.
-pub fn restart_host(kernel: &Rc<Kernel>, host: u32) {
+pub(crate) fn restart_host(sim: &Rc<Simulation>, host: u32) {
     let (entries, boots) = {
-        let mut w = kernel.world.borrow_mut();
-        let now = kernel.now_ns();
+        let mut w = sim.world.borrow_mut();
+        let now = sim.now_ns();
         let Some(h) = w.hosts.get_mut(host as usize) else {
             return;
         };
@@ -309,21 +309,21 @@ pub fn restart_host(kernel: &Rc<Kernel>, host: u32) {
         h.next_pid = 2;
         (h.init.len(), h.boots)
     };
-    trace::sim_event(8, u64::from(host), 0, || format!("host {host} boots"));
+    trace::sim_event(Kind::HostBoot, u64::from(host), 0, || format!("host {host} boots"));
     for i in 0..entries {
-        start_init_entry(kernel, host, i, boots);
+        start_init_entry(sim, host, i, boots);
     }
 }
 
 struct WaitExit {
-    kernel: Rc<Kernel>,
+    sim: Rc<Simulation>,
     proc: u32,
 }
 
 impl Future for WaitExit {
     type Output = ExitStatus;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExitStatus> {
-        let mut w = self.kernel.world.borrow_mut();
+        let mut w = self.sim.world.borrow_mut();
         match w.procs.get_mut(&self.proc) {
             Some(p) => match p.state {
                 ProcState::Exited(s) => Poll::Ready(s),
@@ -345,11 +345,11 @@ impl ProcessEnv for SimEnv {
     type Signals = SimSignals;
 
     fn pid(&self) -> Pid {
-        self.kernel.world.borrow().procs.get(&self.proc).map_or(0, |p| p.pid)
+        self.sim.world.borrow().procs.get(&self.proc).map_or(0, |p| p.pid)
     }
 
     fn spawn_process(&self, spec: ProcessSpec<SimFd>) -> io::Result<SimChild> {
-        if self.kernel.is_dead(self.proc) {
+        if self.sim.exec.is_dead(self.proc) {
             return Err(io::Error::other("calling process has exited"));
         }
         let fds: Vec<(Rc<Desc>, i32)> =
@@ -360,8 +360,8 @@ impl ProcessEnv for SimEnv {
             parent: Some(self.proc),
             ..Launch::new(self.host, &spec.program, spec.args)
         };
-        let proc = start_process(&self.kernel, launch)?;
-        let pid = self.kernel.world.borrow().procs[&proc].pid;
+        let proc = start_process(&self.sim, launch)?;
+        let pid = self.sim.world.borrow().procs[&proc].pid;
         Ok(SimChild { proc, pid })
     }
 
@@ -370,30 +370,30 @@ impl ProcessEnv for SimEnv {
     }
 
     fn wait_child(&self, child: &SimChild) -> impl Future<Output = ExitStatus> + 'static {
-        WaitExit { kernel: self.kernel.clone(), proc: child.proc }
+        WaitExit { sim: self.sim.clone(), proc: child.proc }
     }
 
     fn signal_child(&self, child: &SimChild, signal: Signal) -> io::Result<()> {
-        if self.kernel.is_dead(self.proc) {
+        if self.sim.exec.is_dead(self.proc) {
             return Ok(());
         }
-        deliver(&self.kernel, child.proc, signal)
+        deliver(&self.sim, child.proc, signal)
     }
 
     fn kill(&self, pid: Pid, signal: Signal) -> io::Result<()> {
-        if self.kernel.is_dead(self.proc) {
+        if self.sim.exec.is_dead(self.proc) {
             return Ok(());
         }
-        let target = self.kernel.world.borrow().find_pid(self.host, pid);
+        let target = self.sim.world.borrow().find_pid(self.host, pid);
         match target {
-            Some(p) => deliver(&self.kernel, p, signal),
+            Some(p) => deliver(&self.sim, p, signal),
             None => Err(no_such_process()),
         }
     }
 
     fn watch(&self, pid: Pid) -> io::Result<impl Future<Output = ()> + 'static> {
-        let target = self.kernel.world.borrow().find_pid(self.host, pid).ok_or_else(no_such_process)?;
-        let wait = WaitExit { kernel: self.kernel.clone(), proc: target };
+        let target = self.sim.world.borrow().find_pid(self.host, pid).ok_or_else(no_such_process)?;
+        let wait = WaitExit { sim: self.sim.clone(), proc: target };
         // Not the parent: the status is not ours to learn.
         Ok(async move {
             let _ = wait.await;
@@ -404,15 +404,15 @@ impl ProcessEnv for SimEnv {
         if let Some(s) = signals.iter().find(|s| !s.can_be_handled()) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{s} cannot be handled")));
         }
-        if let Some(p) = self.kernel.world.borrow_mut().procs.get_mut(&self.proc) {
+        if let Some(p) = self.sim.world.borrow_mut().procs.get_mut(&self.proc) {
             p.handled.extend(signals.iter().copied());
         }
-        Ok(SimSignals { kernel: self.kernel.clone(), proc: self.proc, set: signals.to_vec() })
+        Ok(SimSignals { sim: self.sim.clone(), proc: self.proc, set: signals.to_vec() })
     }
 
     fn next_signal<'a>(&self, signals: &'a mut SimSignals) -> impl Future<Output = Signal> + 'a {
         std::future::poll_fn(move |cx| {
-            let mut w = signals.kernel.world.borrow_mut();
+            let mut w = signals.sim.world.borrow_mut();
             let Some(p) = w.procs.get_mut(&signals.proc) else {
                 return Poll::Pending;
             };
@@ -427,11 +427,11 @@ impl ProcessEnv for SimEnv {
     }
 
     fn inherited_fd(&self, n: i32) -> Option<SimFd> {
-        let desc = self.kernel.world.borrow_mut().procs.get_mut(&self.proc)?.inherited.remove(&n)?;
-        Some(SimFd::register(&self.kernel, self.proc, desc))
+        let desc = self.sim.world.borrow_mut().procs.get_mut(&self.proc)?.inherited.remove(&n)?;
+        Some(SimFd::register(&self.sim, self.proc, desc))
     }
 
     fn var(&self, name: &str) -> Option<String> {
-        self.kernel.world.borrow().procs.get(&self.proc)?.vars.get(name).cloned()
+        self.sim.world.borrow().procs.get(&self.proc)?.vars.get(name).cloned()
     }
 }

@@ -1,0 +1,51 @@
+//! Named buggify sites: places where a delay or a late step widens a real
+//! race window. `buggify!(env, "protocol.step")` fires, in the simulator,
+//! in a quarter of the hits of a site that is switched on for the run (a
+//! quarter of the runs that allow buggify); with the real backend it never
+//! fires. Names are declared here, in one list, so a fault plan that names
+//! a site can be checked and a run can report the sites it reached.
+
+/// A declared buggify site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Site {
+    /// `protocol.step`, e.g. `gate.gone.after_prune`.
+    pub name: &'static str,
+    /// The window it widens.
+    pub widens: &'static str,
+}
+
+/// Every declared site.
+pub const ALL: &[Site] = &[
+    Site {
+        name: "gate.gone.after_prune",
+        widens: "a gone report between pruning its runtime and stopping the heartbeat: a peer registers meanwhile",
+    },
+    Site {
+        name: "gate.gone.before_gate",
+        widens: "a gone report between stopping the heartbeat and reaching the gate: it arrives as a straggler",
+    },
+];
+
+/// The declared site called `name`.
+pub fn find(name: &str) -> Option<&'static Site> {
+    ALL.iter().find(|s| s.name == name)
+}
+
+/// Whether this fault-injection site fires now (see the module docs).
+#[macro_export]
+macro_rules! buggify {
+    ($env:expr, $site:literal) => {
+        $crate::env::Env::buggify_site(&$env, $site)
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = super::ALL.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), super::ALL.len(), "a buggify site is declared twice");
+    }
+}
