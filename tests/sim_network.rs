@@ -134,8 +134,8 @@ fn udp_arrives_within_latency_or_is_lost_at_the_configured_rate() {
         },
         |env| async move {
             let a = env.bind_udp(SocketAddr::from(([0, 0, 0, 0], 9000))).expect("bind");
-            // Host 0 sends to itself through its own address: no latency,
-            // but loss applies to every datagram.
+            // Host 0 sends to itself through its own address: a loopback
+            // latency of microseconds, and loss applies to every datagram.
             let to = SocketAddr::from(([10, 0, 0, 1], 9000));
             let mut received = 0;
             for i in 0..400u32 {

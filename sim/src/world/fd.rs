@@ -9,7 +9,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::disk::FileRef;
-use super::stream::{ListenerState, StreamEnd, UdpState};
+use super::stream::{ListenerState, StreamEnd};
+use super::udp::UdpState;
 
 /// What a description is.
 pub enum DescKind {

@@ -12,6 +12,7 @@ mod handles;
 mod net;
 mod process;
 pub mod stream;
+mod udp;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -62,7 +63,9 @@ pub(crate) fn hit_crash_point(sim: &Rc<Simulation>, proc: u32, name: &'static st
 use crate::env::SimEnv;
 use crate::simulation::Simulation;
 use fd::Desc;
-use stream::{ListenerState, UdpState};
+use stream::ListenerState;
+use udp::UdpState;
+pub use udp::{InFlight, Payload, addr_key};
 
 /// A program: what a process runs.
 pub type Program = Rc<dyn Fn(SimEnv, Vec<String>) -> LocalBoxFuture<'static, i32>>;
@@ -170,13 +173,20 @@ impl Proc {
     }
 }
 
-/// Network behaviour between hosts.
+/// Network behaviour: latencies between hosts and within one (loopback,
+/// Unix sockets), loss, partitions.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
-    /// Lowest one-way latency.
+    /// Lowest one-way latency between hosts.
     pub latency_min_ns: u64,
-    /// Highest one-way latency.
+    /// Highest one-way latency between hosts.
     pub latency_max_ns: u64,
+    /// Lowest one-way latency within a host (loopback TCP, Unix sockets,
+    /// UDP to oneself): small but not zero, so that exchanges between
+    /// processes of one host interleave with other tasks' steps.
+    pub local_latency_min_ns: u64,
+    /// Highest one-way latency within a host.
+    pub local_latency_max_ns: u64,
     /// Probability a datagram is lost.
     pub udp_loss: f64,
     /// Partitions: (host a, host b, from, until) in global virtual time.
@@ -185,7 +195,26 @@ pub struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { latency_min_ns: 1_000_000, latency_max_ns: 10_000_000, udp_loss: 0.0, partitions: Vec::new() }
+        NetConfig {
+            latency_min_ns: 1_000_000,
+            latency_max_ns: 10_000_000,
+            local_latency_min_ns: 5_000,
+            local_latency_max_ns: 50_000,
+            udp_loss: 0.0,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+impl NetConfig {
+    /// The one-way latency range to a peer on the same host or another.
+    #[inline]
+    pub fn latency_range(&self, same_host: bool) -> (u64, u64) {
+        if same_host {
+            (self.local_latency_min_ns, self.local_latency_max_ns)
+        } else {
+            (self.latency_min_ns, self.latency_max_ns)
+        }
     }
 }
 
@@ -208,7 +237,7 @@ pub struct WorldState {
     /// UDP sockets by address.
     pub udp: BTreeMap<u64, Rc<RefCell<UdpState>>>,
     /// Datagrams in flight, by slot (free slots are `None`).
-    pub in_flight: Vec<Option<stream::InFlight>>,
+    pub in_flight: Vec<Option<InFlight>>,
     /// Free slots of `in_flight`.
     pub in_flight_free: Vec<u32>,
     /// Every stream end created, to reset those of a crashed host.
@@ -332,38 +361,5 @@ impl WorldState {
 /// A world event a timer handed back (see `Executor::schedule_event`):
 /// today only a datagram arriving, its token the in-flight slot.
 pub(crate) fn event(sim: &Simulation, token: u64) {
-    deliver_datagram(sim, token as u32);
-}
-
-/// A datagram arrives: queued on the socket bound to its address if the
-/// destination host is up and one is bound, else lost.
-fn deliver_datagram(sim: &Simulation, slot: u32) {
-    let target = {
-        let mut w = sim.world.borrow_mut();
-        let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
-        w.in_flight_free.push(slot);
-        let up = w.hosts.get(d.host as usize).is_some_and(|h| h.up);
-        w.udp.get(&addr_key(d.to)).filter(|_| up).cloned().map(|t| (t, d))
-    };
-    if let Some((t, d)) = target {
-        let mut t = t.borrow_mut();
-        if t.open {
-            t.queue.push_back((d.data, d.from));
-            if let Some(w) = t.reader.take() {
-                w.wake();
-            }
-        }
-    }
-}
-
-/// A socket address as one integer (IPv4 << 16 | port; IPv6 hashed into
-/// the high bits): map lookups on the datagram path compare one word.
-pub fn addr_key(a: SocketAddr) -> u64 {
-    match a {
-        SocketAddr::V4(v4) => (u64::from(u32::from(*v4.ip())) << 16) | u64::from(v4.port()),
-        SocketAddr::V6(v6) => {
-            let ip = u128::from(*v6.ip());
-            (1 << 63) | (((ip ^ (ip >> 64)) as u64 & 0x7fff_ffff_ffff) << 16) | u64::from(v6.port())
-        }
-    }
+    udp::deliver(sim, token as u32);
 }

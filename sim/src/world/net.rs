@@ -14,7 +14,7 @@ use warden::env::{Addr, Env, NetEnv};
 
 use super::fd::{Desc, DescKind};
 use super::handles::SimFd;
-use super::stream::{Chunk, ListenerState, StreamEnd, UdpState};
+use super::stream::{Chunk, ListenerState, StreamEnd};
 use crate::env::SimEnv;
 use crate::rng::{Stream, below};
 use crate::simulation::Simulation;
@@ -73,33 +73,18 @@ fn enqueue(l: &RefCell<ListenerState>, server: Rc<Desc>) {
 }
 
 impl SimEnv {
-    fn host_ip(&self) -> IpAddr {
-        IpAddr::V4(self.sim.world.borrow().hosts[self.host as usize].ip)
-    }
-
-    fn latency_ns(&self) -> u64 {
-        let (lo, hi) = {
-            let w = self.sim.world.borrow();
-            (w.net.latency_min_ns, w.net.latency_max_ns)
-        };
+    /// A one-way latency to `remote` drawn from the network stream.
+    fn latency_ns(&self, remote: u32) -> u64 {
+        let (lo, hi) = self.sim.world.borrow().net.latency_range(remote == self.host);
         lo + below(self.sim.draw(Stream::Network), hi.saturating_sub(lo) + 1)
     }
 
-    /// When bytes sent now from this host to `remote` become readable.
-    fn delivery_time(&self, remote: u32, unix: bool) -> u64 {
+    /// When bytes sent now from this host to `remote` become readable:
+    /// after a partition between them heals, plus a latency.
+    fn delivery_time(&self, remote: u32) -> u64 {
         let now = self.sim.now_ns();
-        if unix || remote == self.host {
-            return now;
-        }
         let healed = self.sim.world.borrow().partitioned(self.host, remote, now).unwrap_or(now);
-        healed + self.latency_ns()
-    }
-
-    fn udp_of(fd: &SimFd) -> io::Result<Rc<RefCell<UdpState>>> {
-        match &fd.desc().kind {
-            DescKind::Udp(u) => Ok(u.clone()),
-            _ => Err(not_a("udp socket")),
-        }
+        healed + self.latency_ns(remote)
     }
 
     async fn connect_tcp(self, to: SocketAddr) -> io::Result<SimFd> {
@@ -112,7 +97,7 @@ impl SimEnv {
             });
             if let Some(remote) = reachable {
                 // SYN out, SYN-ACK back.
-                self.sleep(Duration::from_nanos(self.delivery_time(remote, false) - self.sim.now_ns())).await;
+                self.sleep(Duration::from_nanos(self.delivery_time(remote) - self.sim.now_ns())).await;
                 let listener = self.sim.world.borrow().tcp.get(&to).cloned();
                 let Some(l) = listener.filter(|l| l.borrow().open) else {
                     return Err(err(io::ErrorKind::ConnectionRefused, "connection refused"));
@@ -124,7 +109,7 @@ impl SimEnv {
                 if room {
                     let (client, server) = new_pair(&self.sim, self.host, remote, false);
                     enqueue(&l, server);
-                    self.sleep(Duration::from_nanos(self.latency_ns())).await;
+                    self.sleep(Duration::from_nanos(self.latency_ns(remote))).await;
                     return Ok(SimFd::register(&self.sim, self.proc, client));
                 }
             }
@@ -268,7 +253,7 @@ impl NetEnv for SimEnv {
             if env.sim.exec.is_dead(env.proc) {
                 return Ok(());
             }
-            let ready_at = env.delivery_time(end.route.remote, end.route.unix);
+            let ready_at = env.delivery_time(end.route.remote);
             let mut tx = end.tx.borrow_mut();
             if tx.reset {
                 return Err(err(io::ErrorKind::ConnectionReset, "connection reset"));
@@ -360,70 +345,11 @@ impl NetEnv for SimEnv {
     }
 
     fn bind_udp(&self, addr: SocketAddr) -> io::Result<SimFd> {
-        let ip = self.host_ip();
-        let bound = if addr.ip().is_unspecified() { SocketAddr::new(ip, addr.port()) } else { addr };
-        if bound.ip() != ip {
-            return Err(err(io::ErrorKind::AddrNotAvailable, "address not on this host"));
-        }
-        let mut w = self.sim.world.borrow_mut();
-        if w.udp.get(&super::addr_key(bound)).is_some_and(|u| u.borrow().open) {
-            return Err(err(io::ErrorKind::AddrInUse, "address in use"));
-        }
-        let state =
-            Rc::new(RefCell::new(UdpState { addr: bound, open: true, queue: Default::default(), reader: None }));
-        w.udp.insert(super::addr_key(bound), state.clone());
-        drop(w);
-        Ok(SimFd::register(&self.sim, self.proc, Desc::new(DescKind::Udp(state))))
+        self.udp_bind(addr)
     }
 
     fn send_to<'a>(&self, d: &'a SimFd, buf: &'a [u8], to: SocketAddr) -> impl Future<Output = io::Result<()>> + 'a {
-        let env = self.clone();
-        async move {
-            let from = match &d.desc().kind {
-                DescKind::Udp(u) => u.borrow().addr,
-                _ => return Err(not_a("udp socket")),
-            };
-            if env.sim.exec.is_dead(env.proc) {
-                return Ok(());
-            }
-            let now = env.sim.now_ns();
-            // One look at the world: route, partition, loss, latency range.
-            let (remote, loss, lo, hi) = {
-                let w = env.sim.world.borrow();
-                let Some(remote) = w.host_by_ip(to.ip()) else { return Ok(()) };
-                if !w.net.partitions.is_empty() && w.partitioned(env.host, remote, now).is_some() {
-                    return Ok(());
-                }
-                (remote, w.net.udp_loss, w.net.latency_min_ns, w.net.latency_max_ns)
-            };
-            if loss > 0.0 {
-                let raw = env.sim.draw(Stream::Network);
-                if crate::rng::unit(raw) <= loss {
-                    return Ok(());
-                }
-            }
-            let at = if remote == env.host {
-                now
-            } else {
-                now + lo + below(env.sim.draw(Stream::Network), hi.saturating_sub(lo) + 1)
-            };
-            let flight = super::stream::InFlight { to, from, host: remote, data: super::stream::Payload::new(buf) };
-            let slot = {
-                let mut w = env.sim.world.borrow_mut();
-                match w.in_flight_free.pop() {
-                    Some(s) => {
-                        w.in_flight[s as usize] = Some(flight);
-                        s
-                    }
-                    None => {
-                        w.in_flight.push(Some(flight));
-                        (w.in_flight.len() - 1) as u32
-                    }
-                }
-            };
-            env.sim.exec.schedule_event(at, u64::from(slot));
-            Ok(())
-        }
+        std::future::ready(self.udp_send_to(d, buf, to))
     }
 
     fn recv_from<'a>(
@@ -431,25 +357,8 @@ impl NetEnv for SimEnv {
         d: &'a SimFd,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + 'a {
-        std::future::poll_fn(move |cx| {
-            let u = match Self::udp_of(d) {
-                Ok(u) => u,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            let mut u = u.borrow_mut();
-            match u.queue.pop_front() {
-                Some((data, from)) => {
-                    let data = data.bytes();
-                    let n = data.len().min(buf.len());
-                    buf[..n].copy_from_slice(&data[..n]);
-                    Poll::Ready(Ok((n, from)))
-                }
-                None => {
-                    u.reader = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
+        let env = self.clone();
+        std::future::poll_fn(move |cx| env.udp_recv_from(d, buf, cx.waker()))
     }
 
     fn listener_into_fd(&self, l: SimFd) -> SimFd {

@@ -1,10 +1,9 @@
-//! Stream sockets as pairs of one-way pipes, listeners with a backlog, and
-//! UDP sockets. Chunks carry the time they become readable (network delay,
+//! Stream sockets as pairs of one-way pipes and listeners with a backlog.
+//! Chunks carry the time they become readable (network delay,
 //! in order per direction) and the fds sent with them.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::Waker;
 
@@ -165,64 +164,4 @@ impl ListenerState {
             w.wake();
         }
     }
-}
-
-/// A bound UDP socket.
-pub struct UdpState {
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Whether any fd still refers to it.
-    pub open: bool,
-    /// Datagrams received, not yet read.
-    pub queue: VecDeque<(Payload, SocketAddr)>,
-    /// The task waiting in recv.
-    pub reader: Option<Waker>,
-}
-
-/// Datagram bytes: small ones (the common case) held inline.
-#[derive(Debug, Clone)]
-pub enum Payload {
-    /// Up to 48 bytes.
-    Inline {
-        /// Bytes used.
-        len: u8,
-        /// The bytes.
-        buf: [u8; 48],
-    },
-    /// More.
-    Heap(Vec<u8>),
-}
-
-impl Payload {
-    /// Copies `data`.
-    pub fn new(data: &[u8]) -> Payload {
-        if data.len() <= 48 {
-            let mut buf = [0u8; 48];
-            buf[..data.len()].copy_from_slice(data);
-            Payload::Inline { len: data.len() as u8, buf }
-        } else {
-            Payload::Heap(data.to_vec())
-        }
-    }
-
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            Payload::Inline { len, buf } => &buf[..*len as usize],
-            Payload::Heap(v) => v,
-        }
-    }
-}
-
-/// A datagram between send and arrival.
-#[derive(Debug, Clone)]
-pub struct InFlight {
-    /// Destination.
-    pub to: SocketAddr,
-    /// Source.
-    pub from: SocketAddr,
-    /// Destination host.
-    pub host: u32,
-    /// The bytes.
-    pub data: Payload,
 }

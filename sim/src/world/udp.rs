@@ -1,0 +1,201 @@
+//! UDP: bound sockets, datagrams in flight (one timer event each, no
+//! allocation for small payloads), loss, delay and reordering, and
+//! `NetEnv`'s datagram calls for `SimEnv`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use super::fd::{Desc, DescKind};
+use super::handles::SimFd;
+use crate::env::SimEnv;
+use crate::rng::{Stream, below, unit};
+use crate::simulation::Simulation;
+
+/// A bound UDP socket.
+pub struct UdpState {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Whether any fd still refers to it.
+    pub open: bool,
+    /// Datagrams received, not yet read.
+    pub queue: VecDeque<(Payload, SocketAddr)>,
+    /// The task waiting in recv.
+    pub reader: Option<Waker>,
+}
+
+/// Datagram bytes: small ones (the common case) held inline.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Up to 48 bytes.
+    Inline {
+        /// Bytes used.
+        len: u8,
+        /// The bytes.
+        buf: [u8; 48],
+    },
+    /// More.
+    Heap(Vec<u8>),
+}
+
+impl Payload {
+    /// Copies `data`.
+    pub fn new(data: &[u8]) -> Payload {
+        if data.len() <= 48 {
+            let mut buf = [0u8; 48];
+            buf[..data.len()].copy_from_slice(data);
+            Payload::Inline { len: data.len() as u8, buf }
+        } else {
+            Payload::Heap(data.to_vec())
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Inline { len, buf } => &buf[..*len as usize],
+            Payload::Heap(v) => v,
+        }
+    }
+}
+
+/// A datagram between send and arrival.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Source.
+    pub from: SocketAddr,
+    /// Destination host.
+    pub host: u32,
+    /// The bytes.
+    pub data: Payload,
+}
+
+/// A datagram arrives: queued on the socket bound to its address if the
+/// destination host is up and one is bound, else lost.
+pub(crate) fn deliver(sim: &Simulation, slot: u32) {
+    let target = {
+        let mut w = sim.world.borrow_mut();
+        let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
+        w.in_flight_free.push(slot);
+        let up = w.hosts.get(d.host as usize).is_some_and(|h| h.up);
+        w.udp.get(&addr_key(d.to)).filter(|_| up).cloned().map(|t| (t, d))
+    };
+    if let Some((t, d)) = target {
+        let mut t = t.borrow_mut();
+        if t.open {
+            t.queue.push_back((d.data, d.from));
+            if let Some(w) = t.reader.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A socket address as one integer (IPv4 << 16 | port; IPv6 hashed into
+/// the high bits): map lookups on the datagram path compare one word.
+pub fn addr_key(a: SocketAddr) -> u64 {
+    match a {
+        SocketAddr::V4(v4) => (u64::from(u32::from(*v4.ip())) << 16) | u64::from(v4.port()),
+        SocketAddr::V6(v6) => {
+            let ip = u128::from(*v6.ip());
+            (1 << 63) | (((ip ^ (ip >> 64)) as u64 & 0x7fff_ffff_ffff) << 16) | u64::from(v6.port())
+        }
+    }
+}
+
+fn udp_of(fd: &SimFd) -> io::Result<Rc<RefCell<UdpState>>> {
+    match &fd.desc().kind {
+        DescKind::Udp(u) => Ok(u.clone()),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "fd is not a udp socket")),
+    }
+}
+
+impl SimEnv {
+    /// `NetEnv::bind_udp`.
+    pub(super) fn udp_bind(&self, addr: SocketAddr) -> io::Result<SimFd> {
+        let mut w = self.sim.world.borrow_mut();
+        let ip = IpAddr::V4(w.hosts[self.host as usize].ip);
+        let bound = if addr.ip().is_unspecified() { SocketAddr::new(ip, addr.port()) } else { addr };
+        if bound.ip() != ip {
+            return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, "address not on this host"));
+        }
+        if w.udp.get(&addr_key(bound)).is_some_and(|u| u.borrow().open) {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, "address in use"));
+        }
+        let state = Rc::new(RefCell::new(UdpState { addr: bound, open: true, queue: VecDeque::new(), reader: None }));
+        w.udp.insert(addr_key(bound), state.clone());
+        drop(w);
+        Ok(SimFd::register(&self.sim, self.proc, Desc::new(DescKind::Udp(state))))
+    }
+
+    /// `NetEnv::send_to`: decided at the call (route, partition, loss,
+    /// latency) with one look at the world; the datagram then waits for
+    /// its timer.
+    pub(super) fn udp_send_to(&self, d: &SimFd, buf: &[u8], to: SocketAddr) -> io::Result<()> {
+        let from = match &d.desc().kind {
+            DescKind::Udp(u) => u.borrow().addr,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "fd is not a udp socket")),
+        };
+        if self.sim.exec.is_dead(self.proc) {
+            return Ok(());
+        }
+        let now = self.sim.now_ns();
+        let mut w = self.sim.world.borrow_mut();
+        let Some(remote) = w.host_by_ip(to.ip()) else { return Ok(()) };
+        if !w.net.partitions.is_empty() && w.partitioned(self.host, remote, now).is_some() {
+            return Ok(());
+        }
+        let mut decisions = self.sim.decisions.borrow_mut();
+        if w.net.udp_loss > 0.0 && unit(decisions.draw(Stream::Network)) <= w.net.udp_loss {
+            return Ok(());
+        }
+        let (lo, hi) = w.net.latency_range(remote == self.host);
+        let at = now + lo + below(decisions.draw(Stream::Network), hi.saturating_sub(lo) + 1);
+        drop(decisions);
+        let flight = InFlight { to, from, host: remote, data: Payload::new(buf) };
+        let slot = match w.in_flight_free.pop() {
+            Some(s) => {
+                w.in_flight[s as usize] = Some(flight);
+                s
+            }
+            None => {
+                w.in_flight.push(Some(flight));
+                (w.in_flight.len() - 1) as u32
+            }
+        };
+        drop(w);
+        self.sim.exec.schedule_event(at, u64::from(slot));
+        Ok(())
+    }
+
+    /// `NetEnv::recv_from`.
+    pub(super) fn udp_recv_from(
+        &self,
+        d: &SimFd,
+        buf: &mut [u8],
+        waker: &Waker,
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let u = match udp_of(d) {
+            Ok(u) => u,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let mut u = u.borrow_mut();
+        match u.queue.pop_front() {
+            Some((data, from)) => {
+                let data = data.bytes();
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                Poll::Ready(Ok((n, from)))
+            }
+            None => {
+                u.reader = Some(waker.clone());
+                Poll::Pending
+            }
+        }
+    }
+}
