@@ -11,6 +11,7 @@ pub mod fd;
 mod handles;
 mod net;
 mod process;
+mod process_env;
 pub mod stream;
 mod udp;
 

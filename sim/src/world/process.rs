@@ -2,24 +2,20 @@
 //! restart with init; and `ProcessEnv` for `SimEnv`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use futures::FutureExt;
-use warden::env::{ExitStatus, Pid, ProcessEnv, ProcessSpec, Signal};
+use warden::env::{ExitStatus, Signal};
 
 use super::fd::{Desc, DescKind};
-use super::handles::{SimChild, SimFd, SimSignals};
 use super::{INIT_RESTART_DELAY_NS, Proc, ProcState};
 use crate::env::SimEnv;
 use crate::simulation::Simulation;
 use crate::trace::{self, Kind};
 
-fn no_such_process() -> io::Error {
+pub(super) fn no_such_process() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "no such process")
 }
 
@@ -312,126 +308,5 @@ pub(crate) fn restart_host(sim: &Rc<Simulation>, host: u32) {
     trace::sim_event(Kind::HostBoot, u64::from(host), 0, || format!("host {host} boots"));
     for i in 0..entries {
         start_init_entry(sim, host, i, boots);
-    }
-}
-
-struct WaitExit {
-    sim: Rc<Simulation>,
-    proc: u32,
-}
-
-impl Future for WaitExit {
-    type Output = ExitStatus;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExitStatus> {
-        let mut w = self.sim.world.borrow_mut();
-        match w.procs.get_mut(&self.proc) {
-            Some(p) => match p.state {
-                ProcState::Exited(s) => Poll::Ready(s),
-                _ => {
-                    if !p.exit_waiters.iter().any(|x| x.will_wake(cx.waker())) {
-                        p.exit_waiters.push(cx.waker().clone());
-                    }
-                    Poll::Pending
-                }
-            },
-            None => Poll::Ready(ExitStatus::Signaled(Signal::Kill)),
-        }
-    }
-}
-
-impl ProcessEnv for SimEnv {
-    type Child = SimChild;
-    type Fd = SimFd;
-    type Signals = SimSignals;
-
-    fn pid(&self) -> Pid {
-        self.sim.world.borrow().procs.get(&self.proc).map_or(0, |p| p.pid)
-    }
-
-    fn spawn_process(&self, spec: ProcessSpec<SimFd>) -> io::Result<SimChild> {
-        if self.sim.exec.is_dead(self.proc) {
-            return Err(io::Error::other("calling process has exited"));
-        }
-        let fds: Vec<(Rc<Desc>, i32)> =
-            spec.fds.into_iter().filter_map(|(fd, n)| fd.transfer().map(|d| (d, n))).collect();
-        let launch = Launch {
-            vars: spec.vars,
-            fds,
-            parent: Some(self.proc),
-            ..Launch::new(self.host, &spec.program, spec.args)
-        };
-        let proc = start_process(&self.sim, launch)?;
-        let pid = self.sim.world.borrow().procs[&proc].pid;
-        Ok(SimChild { proc, pid })
-    }
-
-    fn child_pid(&self, child: &SimChild) -> Pid {
-        child.pid
-    }
-
-    fn wait_child(&self, child: &SimChild) -> impl Future<Output = ExitStatus> + 'static {
-        WaitExit { sim: self.sim.clone(), proc: child.proc }
-    }
-
-    fn signal_child(&self, child: &SimChild, signal: Signal) -> io::Result<()> {
-        if self.sim.exec.is_dead(self.proc) {
-            return Ok(());
-        }
-        deliver(&self.sim, child.proc, signal)
-    }
-
-    fn kill(&self, pid: Pid, signal: Signal) -> io::Result<()> {
-        if self.sim.exec.is_dead(self.proc) {
-            return Ok(());
-        }
-        let target = self.sim.world.borrow().find_pid(self.host, pid);
-        match target {
-            Some(p) => deliver(&self.sim, p, signal),
-            None => Err(no_such_process()),
-        }
-    }
-
-    fn watch(&self, pid: Pid) -> io::Result<impl Future<Output = ()> + 'static> {
-        let target = self.sim.world.borrow().find_pid(self.host, pid).ok_or_else(no_such_process)?;
-        let wait = WaitExit { sim: self.sim.clone(), proc: target };
-        // Not the parent: the status is not ours to learn.
-        Ok(async move {
-            let _ = wait.await;
-        })
-    }
-
-    fn handle_signals(&self, signals: &[Signal]) -> io::Result<SimSignals> {
-        if let Some(s) = signals.iter().find(|s| !s.can_be_handled()) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{s} cannot be handled")));
-        }
-        if let Some(p) = self.sim.world.borrow_mut().procs.get_mut(&self.proc) {
-            p.handled.extend(signals.iter().copied());
-        }
-        Ok(SimSignals { sim: self.sim.clone(), proc: self.proc, set: signals.to_vec() })
-    }
-
-    fn next_signal<'a>(&self, signals: &'a mut SimSignals) -> impl Future<Output = Signal> + 'a {
-        std::future::poll_fn(move |cx| {
-            let mut w = signals.sim.world.borrow_mut();
-            let Some(p) = w.procs.get_mut(&signals.proc) else {
-                return Poll::Pending;
-            };
-            if let Some(i) = p.signals.iter().position(|s| signals.set.contains(s))
-                && let Some(s) = p.signals.remove(i)
-            {
-                return Poll::Ready(s);
-            }
-            p.signal_waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-    }
-
-    fn inherited_fd(&self, n: i32) -> Option<SimFd> {
-        let desc = self.sim.world.borrow_mut().procs.get_mut(&self.proc)?.inherited.remove(&n)?;
-        Some(SimFd::register(&self.sim, self.proc, desc))
-    }
-
-    fn var(&self, name: &str) -> Option<String> {
-        self.sim.world.borrow().procs.get(&self.proc)?.vars.get(name).cloned()
     }
 }

@@ -1,0 +1,198 @@
+//! The `warden-sim` command line: run, sweep and check scenarios. The
+//! command lines and last lines are frozen (DESIGN.md, "Command-line
+//! contract").
+// The CLI's edge: files, OS processes, wall time.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod determinism;
+mod explore;
+mod list;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use warden::env::mutants;
+
+use crate::scenario::{self, Scenario};
+use crate::sched::{PCT_DEFAULT_STEPS, SchedulerKind};
+use crate::watchdog;
+
+/// Deterministic simulation of warden's protocols.
+///
+/// A scenario file names a model, its invariants, coverage minimums and the
+/// mutants it must catch. `run` replays one seed bit for bit; `explore`
+/// sweeps many; `check-determinism` runs seeds in two OS processes and
+/// compares their hashes.
+///
+/// Exit codes of run and check-determinism: 0 pass, 2 usage error, 10
+/// safety, 11 liveness, 12 livelock, 13 nondeterminism, 14 simulator
+/// error, 15 crash (an unobserved panic in program code).
+#[derive(Parser)]
+#[command(version, about, long_about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+    /// Seconds one poll may run (wall time) before the watchdog fails the
+    /// run as a livelock.
+    #[arg(long, global = true, default_value_t = 30)]
+    watchdog_secs: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Sched {
+    Random,
+    Pct,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Switches a mutant (a known bug) on.
+    #[arg(long)]
+    mutant: Option<String>,
+    /// Forces buggify sites from a fault plan file.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Writes every decision of the run to FILE.
+    #[arg(long, conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Writes the faults this run decided on (buggify sites) to FILE,
+    /// for `--plan`.
+    #[arg(long)]
+    save_plan: Option<PathBuf>,
+    /// Replays the decisions in FILE (its seed wins over --seed).
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Overrides the scenario's scheduler.
+    #[arg(long, value_enum)]
+    sched: Option<Sched>,
+    /// Writes every hashed event to FILE (used by check-determinism).
+    #[arg(long, hide = true)]
+    dump_events: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ExploreArgs {
+    /// A scenario file or a directory of them.
+    path: PathBuf,
+    /// Seeds per scenario (default: the scenario's `seeds`).
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    start_seed: u64,
+    /// Sweeps until this mutant is caught (exit 0), or not (exit 1).
+    #[arg(long)]
+    mutant: Option<String>,
+    /// Overrides the scenarios' scheduler.
+    #[arg(long, value_enum)]
+    sched: Option<Sched>,
+    /// Runs only share K of N of the seed range (1 <= K <= N).
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Starts no new seed after SECS of wall time (benchmarks).
+    #[arg(long, value_name = "SECS")]
+    budget_secs: Option<f64>,
+    /// Records every decision of every run, as `run --record` does,
+    /// and drops it (benchmarks measure the feature's cost).
+    #[arg(long)]
+    record_decisions: bool,
+    /// Switches the run hash off (benchmarks measure the feature's cost).
+    #[arg(long)]
+    no_hash: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs one seed of a scenario; the last line is
+    /// `seed=N hash=<hex> result=pass|fail`.
+    Run(RunArgs),
+    /// Runs many seeds of a scenario, or of every scenario in a directory.
+    Explore(ExploreArgs),
+    /// Runs each seed in two OS processes and compares the hashes.
+    CheckDeterminism {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// How many seeds.
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start_seed: u64,
+        /// Switches a mutant on in both processes.
+        #[arg(long)]
+        mutant: Option<String>,
+    },
+    /// Lists models with their invariants, coverage windows and parameters,
+    /// and every mutant.
+    List {
+        /// Prints only mutant names, one per line (for scripts).
+        #[arg(long)]
+        mutants: bool,
+    },
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+    let (k, n): (u64, u64) = (k.parse().map_err(|_| "K is not a number")?, n.parse().map_err(|_| "N is not a number")?);
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("need 1 <= K <= N, got {k}/{n}"));
+    }
+    Ok((k, n))
+}
+
+pub(crate) fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("warden-sim: {msg}");
+    ExitCode::from(2)
+}
+
+pub(crate) fn mutant_arg(m: Option<String>) -> Result<Option<&'static str>, ExitCode> {
+    let Some(m) = m else { return Ok(None) };
+    match mutants::find(&m) {
+        Some(found) if mutants::enabled() => Ok(Some(found.name)),
+        Some(_) => Err(usage("mutants are compiled out: build with `--features warden/mutants`")),
+        None => {
+            let known: Vec<_> = mutants::ALL.iter().map(|m| m.name).collect();
+            Err(usage(format!("unknown mutant {m:?} (known: {})", known.join(", "))))
+        }
+    }
+}
+
+pub(crate) fn sched_arg(s: Option<Sched>, scenario: &Scenario) -> Option<SchedulerKind> {
+    s.map(|s| match (s, scenario.scheduler) {
+        (Sched::Random, _) => SchedulerKind::Random,
+        (Sched::Pct, SchedulerKind::Pct { depth, steps }) => SchedulerKind::Pct { depth, steps },
+        (Sched::Pct, SchedulerKind::Random) => SchedulerKind::Pct { depth: 3, steps: PCT_DEFAULT_STEPS },
+    })
+}
+
+pub(crate) fn load(path: &Path) -> Result<Scenario, ExitCode> {
+    scenario::load(path).map_err(usage)
+}
+
+/// Runs the `warden-sim` command line with this process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    watchdog::set_limit(cli.watchdog_secs);
+    let result = match cli.command {
+        Cmd::Run(args) => run::cmd_run(args),
+        Cmd::Explore(args) => explore::cmd_explore(args),
+        Cmd::CheckDeterminism { scenario, seeds, start_seed, mutant } => {
+            determinism::cmd_determinism(&scenario, seeds, start_seed, mutant)
+        }
+        Cmd::List { mutants } => {
+            list::cmd_list(mutants);
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|code| code)
+}
