@@ -35,7 +35,10 @@ fn main() -> anyhow::Result<()> {
     // unblocks the ones nobody handles (see warden::env::real::block_handled_signals).
     warden::env::real::block_handled_signals().context("cannot block the handled signals")?;
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // Its own error, not one of the runtime's: the message names the variable.
+    warden::env::real::check_crash_target().map_err(|e| anyhow::anyhow!(e))?;
+    match cli.command {
         Command::CheckEnv => RealEnv::block_on(check_env(RealEnv::new())).context("cannot start the tokio runtime")?,
     }
 }
@@ -71,8 +74,14 @@ async fn check_env(env: RealEnv) -> anyhow::Result<()> {
     }
     println!("ok   abort cancels a task");
 
+    // The deliberate panic is caught by the join handle; keep the default
+    // hook from printing it as if something went wrong.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let panicking = env.spawn("panics", async { panic!("deliberate") });
-    match panicking.await {
+    let joined = panicking.await;
+    std::panic::set_hook(hook);
+    match joined {
         Err(JoinError::Panicked(m)) if m.starts_with("deliberate") => {
             println!("ok   a task's panic reaches its join handle")
         }

@@ -37,7 +37,7 @@ fn pct_meets_its_bound_and_beats_random_on_a_depth3_bug() {
     let (random, _) = rate(SchedulerKind::Random);
     // Tasks: the model's main program, the writer and the reader.
     let n = 3.0;
-    let k = steps as f64;
+    let k = steps.expect("the scenario gives k") as f64;
     let bound = 1.0 / (n * k.powi(depth as i32 - 1));
     println!(
         "depth-3 sweep of {SEEDS} seeds: n={n} k={k} (measured mean steps {pct_steps:.1}) d={depth} bound={bound:.6} pct={pct:.6} random={random:.6}"

@@ -5,10 +5,14 @@
 //! one, and `cover` for each opportunity to reach the window the scenario
 //! targets. Only invariants the scenario lists fail the run.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::rc::Rc;
+
+/// Coverage counters: window name -> (reached, opportunities).
+pub type Coverage = BTreeMap<Cow<'static, str>, (u64, u64)>;
 
 /// How a run failed; each class has its own exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -88,7 +92,7 @@ impl fmt::Display for Failure {
 struct State {
     enforced: BTreeSet<String>,
     failure: Option<Failure>,
-    coverage: BTreeMap<&'static str, (u64, u64)>,
+    coverage: Coverage,
     notes: Vec<String>,
 }
 
@@ -128,9 +132,9 @@ impl Checks {
 
     /// Counts one opportunity to reach coverage window `name`, and whether
     /// it was reached.
-    pub fn cover(&self, name: &'static str, reached: bool) {
+    pub fn cover(&self, name: impl Into<Cow<'static, str>>, reached: bool) {
         let mut s = self.0.borrow_mut();
-        let e = s.coverage.entry(name).or_default();
+        let e = s.coverage.entry(name.into()).or_default();
         e.1 += 1;
         e.0 += u64::from(reached);
     }
@@ -147,7 +151,7 @@ impl Checks {
     }
 
     /// Coverage counters: name -> (reached, opportunities).
-    pub fn coverage(&self) -> BTreeMap<&'static str, (u64, u64)> {
+    pub fn coverage(&self) -> Coverage {
         self.0.borrow().coverage.clone()
     }
 

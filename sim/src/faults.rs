@@ -7,12 +7,14 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
+use warden::env::crash::{self, CrashPoint};
+
 use crate::plan::{CrashAt, FaultPlan, HostCrash, Partition};
 use crate::rng::{Stream, below};
 use crate::simulation::Simulation;
 
 /// Fault rates of a scenario (`[faults]`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {
     /// `buggify!` sites may fire.
@@ -30,10 +32,63 @@ pub struct Faults {
     /// Probability that a datagram is lost.
     #[serde(default)]
     pub udp_loss: f64,
-    /// Each run kills a process at the k-th hit (k in 1..=3) of one
-    /// declared crash point, chosen from the seed.
+    /// Which crash points a run kills a process at (see [`CrashPoints`]).
     #[serde(default)]
-    pub crash_points: bool,
+    pub crash_points: CrashPoints,
+}
+
+/// `crash_points` in `[faults]`: `true`, `false`, or a name prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CrashPoints {
+    /// No crash point kills.
+    #[default]
+    Off,
+    /// Each run kills a process at hit k (1-3) of one declared point,
+    /// drawn from the seed.
+    All,
+    /// Each run kills a process at the first hit of one declared point
+    /// whose name starts with this prefix, drawn uniformly from the seed;
+    /// the run reports a coverage window `crash:<point>` for every such
+    /// point (hit when a process died there).
+    Prefix(String),
+}
+
+impl CrashPoints {
+    /// Whether point `name` can be drawn.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            CrashPoints::Off => false,
+            CrashPoints::All => true,
+            CrashPoints::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
+
+    /// The coverage windows it adds to a run: `crash:<point>` per matching
+    /// point, when a prefix is given.
+    pub fn windows(&self) -> Vec<String> {
+        match self {
+            CrashPoints::Prefix(_) => {
+                warden::env::crash::names().filter(|n| self.matches(n)).map(|n| format!("crash:{n}")).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CrashPoints {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Switch(bool),
+            Prefix(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Switch(false) => CrashPoints::Off,
+            Raw::Switch(true) => CrashPoints::All,
+            Raw::Prefix(p) => CrashPoints::Prefix(p),
+        })
+    }
 }
 
 /// How often random faults are drawn.
@@ -75,7 +130,7 @@ fn partition(sim: &Simulation, p: &Partition) {
 
 /// Applies the scenario's rates to the world, before the model starts (so
 /// a model may still change them).
-pub(crate) fn configure(sim: &Simulation, faults: Faults) {
+pub(crate) fn configure(sim: &Simulation, faults: &Faults) {
     let mut w = sim.world.borrow_mut();
     w.disk_error = faults.disk_error;
     w.net.udp_loss = faults.udp_loss;
@@ -86,7 +141,7 @@ pub(crate) fn configure(sim: &Simulation, faults: Faults) {
 /// being injected (filled in as random faults happen).
 pub(crate) fn install(
     sim: &Rc<Simulation>,
-    faults: Faults,
+    faults: &Faults,
     plan: Option<&FaultPlan>,
     safety_end_ns: u64,
 ) -> Rc<RefCell<FaultPlan>> {
@@ -95,17 +150,13 @@ pub(crate) fn install(
     // saved plan replays the very run it came from; with a plan, only its
     // events are injected.
     let planned = plan.is_some();
-    if faults.crash_points {
-        let names: Vec<&str> = warden::env::crash::names().collect();
-        if !names.is_empty() {
-            let name = names[between(sim, 0, names.len() as u64 - 1) as usize];
-            let hit = between(sim, 1, 3);
-            if !planned {
-                sim.world.borrow_mut().crash_at = Some((name.to_owned(), hit));
-                injected.borrow_mut().crash_point = Some(CrashAt { name: name.to_owned(), hit });
-            }
-        }
-    }
+    let drawn = draw_crash_points(sim, &faults.crash_points);
+    let crash_points = match plan {
+        Some(p) => p.crash_points.clone(),
+        None => drawn,
+    };
+    sim.world.borrow_mut().crashes.set(crash_points.iter().map(|c| (c.name.clone(), c.hit)));
+    injected.borrow_mut().crash_points = crash_points;
     if let Some(plan) = plan {
         for c in &plan.host_crashes {
             crash_host_at(sim, c.at_ms * 1_000_000, c);
@@ -113,16 +164,45 @@ pub(crate) fn install(
         for p in &plan.partitions {
             partition(sim, p);
         }
-        sim.world.borrow_mut().crash_at = plan.crash_point.as_ref().map(|c| (c.name.clone(), c.hit));
         let mut i = injected.borrow_mut();
         i.host_crashes = plan.host_crashes.clone();
         i.partitions = plan.partitions.clone();
-        i.crash_point = plan.crash_point.clone();
     }
     if faults.crash > 0.0 || faults.partition > 0.0 {
-        schedule_tick(sim, Tick { faults, planned, injected: injected.clone() }, TICK_NS, safety_end_ns);
+        schedule_tick(
+            sim,
+            Tick { faults: faults.clone(), planned, injected: injected.clone() },
+            TICK_NS,
+            safety_end_ns,
+        );
     }
     injected
+}
+
+/// The crash points a run kills at: one drawn among the matching declared
+/// points; a recovery point is preceded by a crash at one of the points
+/// that lead to it.
+fn draw_crash_points(sim: &Simulation, which: &CrashPoints) -> Vec<CrashAt> {
+    let candidates: Vec<&CrashPoint> = crash::all().filter(|p| which.matches(p.name)).collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let p = candidates[between(sim, 0, candidates.len() as u64 - 1) as usize];
+    let hit = match which {
+        CrashPoints::All => between(sim, 1, 3),
+        _ => 1,
+    };
+    let mut out = Vec::new();
+    if let Some(lead) = p.after_crash_at {
+        let leads: Vec<&CrashPoint> =
+            crash::all().filter(|q| q.after_crash_at.is_none() && q.name.starts_with(lead)).collect();
+        if !leads.is_empty() {
+            let q = leads[between(sim, 0, leads.len() as u64 - 1) as usize];
+            out.push(CrashAt { name: q.name.to_owned(), hit: 1 });
+        }
+    }
+    out.push(CrashAt { name: p.name.to_owned(), hit });
+    out
 }
 
 /// What the periodic fault draw needs.
@@ -151,7 +231,7 @@ fn schedule_tick(sim: &Rc<Simulation>, t: Tick, at: u64, end: u64) {
 }
 
 fn tick(sim: &Rc<Simulation>, t: &Tick) {
-    let faults = t.faults;
+    let faults = &t.faults;
     let now = sim.now_ns();
     let hosts: Vec<(u32, bool)> = sim.world.borrow().hosts.iter().enumerate().map(|(i, h)| (i as u32, h.up)).collect();
     let per_tick = TICK_NS as f64 / 1e9;

@@ -14,6 +14,7 @@ pub mod env;
 pub mod exec;
 pub mod explore;
 pub mod faults;
+pub mod input;
 pub mod models;
 mod panic_hook;
 pub mod plan;

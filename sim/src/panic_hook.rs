@@ -1,12 +1,14 @@
 //! Keeps panics of simulated tasks quiet: they are part of a run's outcome
 //! (a join error, a crash failure), reported through the run, not printed
-//! by the default hook from the middle of an explorer sweep.
+//! by the default hook from the middle of an explorer sweep. Any other
+//! panic (the simulator's own, a model's setup) prints as usual.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Once;
 
 thread_local! {
     static QUIET: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
@@ -24,14 +26,18 @@ pub(crate) fn install() {
             if let Some(l) = info.location() {
                 LOCATION.with(|loc| *loc.borrow_mut() = Some(format!("{}:{}", l.file(), l.line())));
             }
-            let handled = QUIET.with(|q| {
-                let mut q = q.borrow_mut();
-                let Some(list) = q.as_mut() else { return false };
-                let msg = warden::env::panic_message(info.payload());
-                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-                list.push(format!("{msg}{at}"));
-                true
-            });
+            // Only panics of simulated tasks are part of a run's outcome; a
+            // panic of the simulator itself (or of model setup) always prints.
+            let in_task = IN_TASK.with(Cell::get);
+            let handled = in_task
+                && QUIET.with(|q| {
+                    let mut q = q.borrow_mut();
+                    let Some(list) = q.as_mut() else { return false };
+                    let msg = warden::env::panic_message(info.payload());
+                    let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                    list.push(format!("{msg}{at}"));
+                    true
+                });
             if !handled {
                 default(info);
             }
@@ -39,7 +45,17 @@ pub(crate) fn install() {
     });
 }
 
-/// From now until [`end_quiet`], panics on this thread are collected.
+/// Runs `f` (a poll of a simulated task) with its panics kept quiet.
+#[inline]
+pub(crate) fn in_task<T>(f: impl FnOnce() -> T) -> T {
+    IN_TASK.with(|t| t.set(true));
+    let out = f();
+    IN_TASK.with(|t| t.set(false));
+    out
+}
+
+/// From now until [`end_quiet`], panics of simulated tasks on this thread
+/// are collected.
 pub(crate) fn begin_quiet() {
     install();
     QUIET.with(|q| *q.borrow_mut() = Some(Vec::new()));

@@ -20,7 +20,9 @@ pub struct Record {
     pub streams: Vec<Vec<u64>>,
 }
 
-const MAGIC: &str = "# warden-sim decision record v1";
+const MAGIC: &str = "# warden-sim decision record v2";
+/// The last line of a complete record: a record without it was cut short.
+const END: &str = "end";
 
 /// A record file that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ impl Record {
             }
             s.push('\n');
         }
+        s.push_str(END);
+        s.push('\n');
         s
     }
 
@@ -63,11 +67,16 @@ impl Record {
         let mut rec =
             Record { seed: 0, scenario: String::new(), mutant: None, streams: vec![Vec::new(); Stream::ALL.len()] };
         let mut have_seed = false;
+        let mut ended = false;
         for (i, line) in lines {
             let n = i + 1;
             let mut words = line.split_whitespace();
             let Some(key) = words.next() else { continue };
+            if ended {
+                return Err(err(n, format!("text after the {END:?} line")));
+            }
             match key {
+                END => ended = true,
                 "seed" => {
                     rec.seed = words
                         .next()
@@ -94,6 +103,10 @@ impl Record {
         }
         if !have_seed {
             return Err(err(1, "no seed line".into()));
+        }
+        if !ended {
+            let last = text.lines().count();
+            return Err(err(last, format!("the record is cut short: no {END:?} line at its end")));
         }
         Ok(rec)
     }
@@ -129,5 +142,9 @@ mod tests {
         let bad = r.to_text().replace("app 9", "app nine");
         let e = Record::parse(Path::new("rec.txt"), &bad).unwrap_err().to_string();
         assert!(e.starts_with("rec.txt:10:"), "{e}");
+        let text = r.to_text();
+        let cut = &text[..text.len() - 10];
+        let e = Record::parse(Path::new("rec.txt"), cut).unwrap_err().to_string();
+        assert!(e.contains("cut short"), "{e}");
     }
 }

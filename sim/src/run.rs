@@ -5,7 +5,6 @@
 //! `duration` of virtual time, then a fault-free phase of `liveness` lets
 //! pending work finish before the final checks.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -47,6 +46,9 @@ pub struct RunOptions {
     pub watchdog: bool,
     /// Switches the run hash off (only to measure what hashing costs).
     pub no_hash: bool,
+    /// The most polls plus timer events the run may take (`None`:
+    /// [`EVENT_BUDGET`](crate::exec::EVENT_BUDGET)).
+    pub event_budget: Option<u64>,
 }
 
 /// What a run produced.
@@ -59,7 +61,7 @@ pub struct RunReport {
     /// The first failure, if any.
     pub failure: Option<Failure>,
     /// Coverage counters: window -> (reached, opportunities).
-    pub coverage: BTreeMap<&'static str, (u64, u64)>,
+    pub coverage: crate::check::Coverage,
     /// The seed and every parameter derived from it.
     pub header: Vec<String>,
     /// The last trace lines, if asked for.
@@ -143,7 +145,7 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
         duration: scenario.duration,
         liveness: scenario.liveness,
         scheduler: scenario.scheduler,
-        faults: scenario.faults,
+        faults: scenario.faults.clone(),
         invariants: scenario.invariants.clone(),
         extra_header: extra,
     };
@@ -152,7 +154,34 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
 
 /// Runs a workload once: `start` spawns its programs and returns the final
 /// checks.
+///
+/// A PCT scheduler without a step estimate k first runs the same seed with
+/// no change point (fixed random priorities, nothing hashed or recorded)
+/// and takes that run's length as k, as the PCT paper estimates it: a
+/// fixed default would put the change points past the end of short runs.
 pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> FinalCheck) -> RunReport {
+    let kind = opts.scheduler.unwrap_or(shape.scheduler);
+    let SchedulerKind::Pct { depth, steps: None } = kind else { return run_once(shape, opts, start) };
+    if opts.replay.is_some() {
+        return run_once(shape, opts, start);
+    }
+    let measure = RunOptions {
+        seed: opts.seed,
+        mutant: opts.mutant,
+        scheduler: Some(SchedulerKind::Pct { depth: 1, steps: Some(1) }),
+        plan: opts.plan.clone(),
+        watchdog: opts.watchdog,
+        no_hash: true,
+        ..RunOptions::default()
+    };
+    let k = run_once(shape, &measure, start).steps.max(1);
+    let opts = RunOptions { scheduler: Some(SchedulerKind::Pct { depth, steps: Some(k) }), ..opts.clone() };
+    let mut report = run_once(shape, &opts, start);
+    report.header.push(format!("pct steps: {k}, the length of this seed's run with no change point"));
+    report
+}
+
+fn run_once(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> FinalCheck) -> RunReport {
     let seed = opts.replay.as_ref().map_or(opts.seed, |r| r.seed);
     trace::begin_run(!opts.no_hash, opts.tail, opts.dump);
     panic_hook::begin_quiet();
@@ -165,7 +194,7 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     let scheduler: Box<dyn Scheduler> = match (&opts.replay, kind) {
         (Some(rec), _) => Box::new(ReplayScheduler::new(rec.streams[Stream::Schedule as usize].clone())),
         (None, SchedulerKind::Random) => Box::new(RandomScheduler::new(internal)),
-        (None, SchedulerKind::Pct { depth, steps }) => Box::new(Pct::new(internal, depth, steps)),
+        (None, SchedulerKind::Pct { depth, steps }) => Box::new(Pct::new(internal, depth, steps.unwrap_or(1))),
     };
     let mut decisions = Decisions::new(seed, opts.record);
     if let Some(rec) = &opts.replay {
@@ -178,7 +207,13 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed);
     let forced = opts.plan.as_ref().map(|p| p.buggify.clone()).unwrap_or_default();
     let sim = Rc::new(Simulation {
-        exec: Executor::new(epoch, scheduler, poll_cost_max_ns, guard.as_ref().map(watchdog::WatchGuard::slot)),
+        exec: Executor::new(
+            epoch,
+            scheduler,
+            poll_cost_max_ns,
+            opts.event_budget.unwrap_or(crate::exec::EVENT_BUDGET),
+            guard.as_ref().map(watchdog::WatchGuard::slot),
+        ),
         world: Default::default(),
         decisions: std::cell::RefCell::new(decisions),
         switches: Switches::new(opts.mutant, shape.faults.buggify, forced),
@@ -198,12 +233,12 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     ];
     header.extend(shape.extra_header.iter().cloned());
 
-    crate::faults::configure(&sim, shape.faults);
+    crate::faults::configure(&sim, &shape.faults);
     let world = World::new(sim.clone(), checks.clone(), seed);
     let final_check = start(&world);
     let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);
-    let injected = crate::faults::install(&sim, shape.faults, opts.plan.as_ref(), safety_end);
-    if let Some(c) = &injected.borrow().crash_point {
+    let injected = crate::faults::install(&sim, &shape.faults, opts.plan.as_ref(), safety_end);
+    for c in &injected.borrow().crash_points {
         header.push(format!("crash point: {} at hit {}", c.name, c.hit));
     }
     let mut stop = sim.run_until(safety_end);
@@ -226,6 +261,16 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
     }
     if let Some(step) = sim.exec.replay_diverged_at() {
         notes.push(format!("the replayed schedule stopped matching its record at step {step} (an edited record?)"));
+    }
+    let windows = shape.faults.crash_points.windows();
+    if !windows.is_empty() {
+        // One opportunity per seed and window; a hit only where the seed's
+        // own point killed a process.
+        let reached = sim.world.borrow().crashes.last_target_reached().filter(|(_, r)| *r).map(|(p, _)| p.to_owned());
+        for w in windows {
+            let hit = reached.as_deref() == w.strip_prefix("crash:");
+            checks.cover(w, hit);
+        }
     }
     let steps = sim.exec.steps();
     let end = Duration::from_nanos(sim.now_ns());

@@ -12,7 +12,7 @@ use warden::env::mutants;
 
 use crate::check::FailureClass;
 use crate::models::{self, Model, Params};
-use crate::sched::{PCT_DEFAULT_STEPS, SchedulerKind};
+use crate::sched::{PCT_MAX_DEPTH, SchedulerKind};
 
 /// What proves a mutant caught.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,19 +58,8 @@ impl Scenario {
     }
 }
 
-/// A scenario that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}:{column}: {message}")]
-pub struct ScenarioError {
-    /// The file.
-    pub path: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong.
-    pub message: String,
-}
+/// A scenario that cannot be used (it names the file, line and column).
+pub type ScenarioError = crate::input::InputError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,28 +93,24 @@ struct RawScheduler {
     steps: Option<Spanned<i64>>,
 }
 
+/// The most virtual time a run may cover (duration plus liveness).
+pub const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest PCT step estimate a scenario may give.
+pub const MAX_PCT_STEPS: u64 = 1_000_000_000;
+
 /// Default length of the fault-free liveness phase.
 pub const DEFAULT_LIVENESS: Duration = Duration::from_secs(30);
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    #[allow(clippy::disallowed_methods)] // the CLI's own input, not simulated I/O
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        path: path.display().to_string(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {e}"),
-    })?;
-    parse(path, &text)
+    parse(path, &crate::input::read(path)?)
 }
 
 /// Validates scenario `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let err = |span: Range<usize>, message: String| {
-        let (line, column) = line_col(text, span.start);
-        ScenarioError { path: path.display().to_string(), line, column, message }
-    };
-    let raw: Raw = toml::from_str(text).map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim().to_owned()))?;
+    let err = |span: Range<usize>, message: String| ScenarioError::at(path, text, span, message);
+    let raw: Raw = toml::from_str(text).map_err(|e| ScenarioError::toml(path, text, &e))?;
 
     let model = models::find(raw.model.get_ref()).ok_or_else(|| {
         let names: Vec<_> = models::all().iter().map(|m| m.spec().name).collect();
@@ -133,15 +118,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     })?;
     let spec = model.spec();
     let duration = parse_duration(&raw.duration).map_err(|m| err(raw.duration.span(), m))?;
+    if duration.is_zero() {
+        return Err(err(raw.duration.span(), "duration must be longer than 0s".into()));
+    }
     let liveness = match &raw.liveness {
         Some(l) => parse_duration(l).map_err(|m| err(l.span(), m))?,
         None => DEFAULT_LIVENESS,
     };
+    if duration.saturating_add(liveness) > MAX_VIRTUAL_TIME {
+        return Err(err(
+            raw.duration.span(),
+            format!(
+                "duration + liveness is {}; a run may cover at most {} of virtual time",
+                humantime::format_duration(duration.saturating_add(liveness)),
+                humantime::format_duration(MAX_VIRTUAL_TIME)
+            ),
+        ));
+    }
     let sched = raw.scheduler.get_ref();
     let scheduler = match sched.kind.get_ref().as_str() {
         "random" => {
             if let Some(d) = &sched.depth {
                 return Err(err(d.span(), "depth applies only to kind = \"pct\"".into()));
+            }
+            if let Some(s) = &sched.steps {
+                return Err(err(s.span(), "steps applies only to kind = \"pct\"".into()));
             }
             SchedulerKind::Random
         }
@@ -149,16 +150,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             let depth = match &sched.depth {
                 Some(d) => u32::try_from(*d.get_ref())
                     .ok()
-                    .filter(|d| *d >= 1)
-                    .ok_or_else(|| err(d.span(), "depth must be an integer >= 1".into()))?,
+                    .filter(|d| (1..=PCT_MAX_DEPTH).contains(d))
+                    .ok_or_else(|| err(d.span(), format!("depth must be an integer from 1 to {PCT_MAX_DEPTH}")))?,
                 None => 3,
             };
             let steps = match &sched.steps {
-                Some(s) => u64::try_from(*s.get_ref())
-                    .ok()
-                    .filter(|s| *s >= 1)
-                    .ok_or_else(|| err(s.span(), "steps must be an integer >= 1".into()))?,
-                None => PCT_DEFAULT_STEPS,
+                Some(s) => Some(
+                    u64::try_from(*s.get_ref())
+                        .ok()
+                        .filter(|s| (1..=MAX_PCT_STEPS).contains(s))
+                        .ok_or_else(|| err(s.span(), format!("steps must be an integer from 1 to {MAX_PCT_STEPS}")))?,
+                ),
+                None => None,
             };
             SchedulerKind::Pct { depth, steps }
         }
@@ -189,10 +192,37 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         }
         invariants.push(inv.get_ref().clone());
     }
+    let faults = match &raw.faults {
+        Some(f) => {
+            let v = f.get_ref().clone();
+            for (name, rate, max) in [
+                ("crash", v.crash, 10.0),
+                ("partition", v.partition, 10.0),
+                ("disk_error", v.disk_error, 1.0),
+                ("udp_loss", v.udp_loss, 1.0),
+            ] {
+                if !(0.0..=max).contains(&rate) {
+                    return Err(err(f.span(), format!("faults.{name} = {rate} is outside 0..={max}")));
+                }
+            }
+            if let crate::faults::CrashPoints::Prefix(p) = &v.crash_points
+                && !warden::env::crash::names().any(|n| n.starts_with(p.as_str()))
+            {
+                return Err(err(
+                    f.span(),
+                    format!("faults.crash_points = {p:?}: no declared crash point starts with it"),
+                ));
+            }
+            v
+        }
+        None => crate::faults::Faults::default(),
+    };
     let mut coverage = Vec::new();
+    let crash_windows = faults.crash_points.windows();
     for (name, min) in &raw.coverage {
-        if !spec.coverage.iter().any(|(c, _)| c == name.get_ref()) {
-            let known: Vec<_> = spec.coverage.iter().map(|(c, _)| *c).collect();
+        if !spec.coverage.iter().any(|(c, _)| c == name.get_ref()) && !crash_windows.contains(name.get_ref()) {
+            let mut known: Vec<_> = spec.coverage.iter().map(|(c, _)| (*c).to_owned()).collect();
+            known.extend(crash_windows.iter().cloned());
             return Err(err(
                 name.span(),
                 format!(
@@ -233,23 +263,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         };
         catches.push((mutant.get_ref().clone(), catch));
     }
-    let faults = match &raw.faults {
-        Some(f) => {
-            let v = *f.get_ref();
-            for (name, rate, max) in [
-                ("crash", v.crash, 10.0),
-                ("partition", v.partition, 10.0),
-                ("disk_error", v.disk_error, 1.0),
-                ("udp_loss", v.udp_loss, 1.0),
-            ] {
-                if !(0.0..=max).contains(&rate) {
-                    return Err(err(f.span(), format!("faults.{name} = {rate} is outside 0..={max}")));
-                }
-            }
-            v
-        }
-        None => crate::faults::Faults::default(),
-    };
     let mut values = BTreeMap::new();
     for (key, value) in &raw.params {
         if !spec.params.iter().any(|p| p.name == key.get_ref()) {
@@ -259,7 +272,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
                 format!("unknown parameter {:?} for model {} (known: {})", key.get_ref(), spec.name, known.join(", ")),
             ));
         }
-        values.insert(key.get_ref().clone(), *value.get_ref());
+        let (v, p) = (*value.get_ref(), spec.params.iter().find(|p| p.name == key.get_ref()));
+        if let Some(p) = p
+            && !(p.min..=p.max).contains(&v)
+        {
+            return Err(err(value.span(), format!("{} = {v} is outside {}..={}", p.name, p.min, p.max)));
+        }
+        values.insert(key.get_ref().clone(), v);
     }
     Ok(Scenario {
         path: path.to_path_buf(),
@@ -280,14 +299,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 fn parse_duration(s: &Spanned<String>) -> Result<Duration, String> {
     humantime::parse_duration(s.get_ref())
         .map_err(|e| format!("invalid duration {:?}: {e} (e.g. \"120s\", \"500ms\", \"2m\")", s.get_ref()))
-}
-
-/// 1-based line and column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
-    (line, column)
 }
 
 /// Scenario files in `dir`, sorted by name.

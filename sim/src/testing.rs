@@ -33,7 +33,12 @@ pub fn seeds() -> Vec<u64> {
         Ok(n) => n,
         Err(_) => panic!("SIM_SEEDS={s:?} is not an unsigned integer"),
     });
-    (0..n.unwrap_or(16)).collect()
+    let n = n.unwrap_or(16);
+    assert!(
+        n > 0,
+        "SIM_SEEDS=0 runs no seed and proves nothing: set SIM_SEEDS to 1 or more, or SIM_SEED=N for one seed"
+    );
+    (0..n).collect()
 }
 
 fn fail_with(report: &RunReport, replay: &str) -> ! {

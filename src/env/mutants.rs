@@ -46,6 +46,10 @@ pub const ALL: &[Mutant] = &[
         bug: "iterates a randomly seeded std HashMap, so the order of events differs between processes",
     },
     Mutant {
+        name: "selftest-leaky-static",
+        bug: "keeps a counter in a process-wide static hidden behind a newtype: a seed re-run in the same process is another run",
+    },
+    Mutant {
         name: "gate-no-watermark",
         bug: "the re-register gate keeps no success watermark: a straggler reaching it after a success registers again",
     },

@@ -33,6 +33,10 @@ pub async fn time(i: std::time::Instant, s: std::time::SystemTime, ti: tokio::ti
     tokio::time::interval(std::time::Duration::from_secs(1));
     tokio::time::interval_at(ti, std::time::Duration::from_secs(1));
     std::thread::sleep(std::time::Duration::ZERO);
+    unsafe { libc::time(std::ptr::null_mut()) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, std::ptr::null_mut()) };
+    unsafe { libc::gettimeofday(std::ptr::null_mut(), std::ptr::null_mut()) };
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC);
 }
 
 pub fn spawning() {
@@ -53,6 +57,7 @@ pub fn randomness(buf: &mut [u8]) {
     rand::random_ratio(1, 2);
     rand::random_iter::<u8>();
     rand::fill(buf);
+    unsafe { libc::rand() };
     <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
 }
 
@@ -78,6 +83,10 @@ pub fn process_abort() -> ! {
 }
 
 pub fn process_id() -> u32 {
+    unsafe { libc::getpid() };
+    nix::unistd::getpid();
+    std::env::args();
+    std::env::args_os();
     std::process::id()
 }
 
@@ -140,6 +149,7 @@ pub fn tokio_fs(p: std::fs::Permissions) {
 pub fn iteration_order(
     _: std::collections::HashMap<u8, u8>,
     _: std::collections::HashSet<u8>,
+    _: std::hash::RandomState,
 ) {
 }
 

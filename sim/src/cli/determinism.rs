@@ -1,4 +1,5 @@
-//! `warden-sim check-determinism`: each seed in two OS processes.
+//! `warden-sim check-determinism`: each seed in two OS processes, one
+//! fresh and one that ran other seeds first.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,15 +17,15 @@ pub(super) fn cmd_determinism(
     let sc = load(path)?;
     let mutant = mutant_arg(mutant)?;
     let bin = std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
-    let tmp = std::env::temp_dir();
-    for seed in start..start + seeds {
-        match check_seed(&bin, &sc.path, seed, mutant, &tmp) {
-            Ok(SeedCheck::Same(h)) => println!("seed={seed} hash={h} same in two processes"),
+    let end = super::seed_range_end(start, seeds)?;
+    for seed in start..end {
+        match check_seed(&bin, &sc.path, seed, mutant) {
+            Ok(SeedCheck::Same(h)) => println!("seed={seed} hash={h} same in a fresh and a warmed-up process"),
             Ok(SeedCheck::Diverged { hashes, first }) => {
                 println!("seed={seed} hashes differ: {} vs {}", hashes.0, hashes.1);
                 println!("first divergence: event #{}", first.0 + 1);
-                println!("  process 1: {}", first.1);
-                println!("  process 2: {}", first.2);
+                println!("  fresh process:     {}", first.1);
+                println!("  warmed-up process: {}", first.2);
                 let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
                 println!("replay: warden-sim check-determinism {} --seeds 1 --start-seed {seed}{m}", path.display());
                 return Ok(ExitCode::from(FailureClass::Nondeterminism.exit_code() as u8));

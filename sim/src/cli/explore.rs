@@ -1,28 +1,14 @@
 //! `warden-sim explore`: many seeds of a scenario or a directory of them,
 //! with coverage judged and mutants confirmed; progress on long sweeps.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::progress::Progress;
 use super::{ExploreArgs, load, mutant_arg, sched_arg, usage};
 use crate::determinism::{SeedCheck, check_seed};
 use crate::explore::{ExploreOptions, coverage_words, explore, needs_determinism_check};
 use crate::scenario::{self, Scenario};
-
-fn progress(total: u64, label: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} seeds {per_sec} eta {eta}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(label.to_owned());
-    bar
-}
 
 pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, ExitCode> {
     let ExploreArgs { path, seeds, start_seed, mutant, sched, shard, jobs, budget_secs, record_decisions, no_hash } =
@@ -58,19 +44,7 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, ExitCode> {
         let catch = mutant.and_then(|m| sc.catch_of(m));
         listing += usize::from(catch.is_some());
         let n = seeds.unwrap_or(sc.seeds);
-        if needs_determinism_check(catch) {
-            let (r, f, c) = determinism_sweep(sc, n, start_seed, mutant, shard)?;
-            ran += r;
-            failed += f;
-            caught_in += usize::from(c);
-            println!(
-                "{}: {r} seeds, mutant {} {}",
-                sc.name,
-                mutant.unwrap_or("-"),
-                if c { "caught (two processes diverged)" } else { "not caught" }
-            );
-            continue;
-        }
+        super::seed_range_end(start_seed, n)?;
         let opts = ExploreOptions {
             seeds: Some(n),
             start_seed,
@@ -83,9 +57,24 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, ExitCode> {
             no_hash,
             budget,
         };
-        let bar = progress(crate::explore::seed_list(start_seed, n, shard).len(), &sc.name);
-        let sweep = explore(sc, &opts, &|| bar.inc(1));
-        bar.finish_and_clear();
+        let progress = Progress::new(crate::explore::seed_list(start_seed, n, shard).len(), &sc.name);
+        let sweep = explore(sc, &opts, &|failed| progress.seed_done(failed));
+        progress.finish();
+        if sweep.caught_by.is_none() && needs_determinism_check(catch) {
+            // Not seen in one process: two processes may still diverge.
+            let (r, f, c) = determinism_sweep(sc, n, start_seed, mutant, shard)?;
+            ran += sweep.ran + r;
+            failed += f;
+            caught_in += usize::from(c);
+            println!(
+                "{}: {} seeds in one process, {r} in two; mutant {} {}",
+                sc.name,
+                sweep.ran,
+                mutant.unwrap_or("-"),
+                if c { "caught (two processes diverged)" } else { "not caught" }
+            );
+            continue;
+        }
         ran += sweep.ran;
         failed += sweep.failed;
         if let Some((s, f)) = &sweep.first_failure {
@@ -143,11 +132,10 @@ fn determinism_sweep(
     shard: Option<(u64, u64)>,
 ) -> Result<(u64, u64, bool), ExitCode> {
     let bin = std::env::current_exe().map_err(|e| usage(format!("cannot find this binary: {e}")))?;
-    let tmp = std::env::temp_dir();
     let (mut ran, mut diverged) = (0, 0);
     for seed in crate::explore::seed_list(start, n, shard).iter() {
         ran += 1;
-        match check_seed(&bin, &sc.path, seed, mutant, &tmp) {
+        match check_seed(&bin, &sc.path, seed, mutant) {
             Ok(SeedCheck::Same(_)) => {}
             Ok(SeedCheck::Diverged { .. }) => {
                 diverged += 1;

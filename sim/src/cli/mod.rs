@@ -7,6 +7,7 @@
 mod determinism;
 mod explore;
 mod list;
+mod progress;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use warden::env::mutants;
 
 use crate::scenario::{self, Scenario};
-use crate::sched::{PCT_DEFAULT_STEPS, SchedulerKind};
+use crate::sched::{PCT_DEFAULT_DEPTH, SchedulerKind};
 use crate::watchdog;
 
 /// Deterministic simulation of warden's protocols.
@@ -75,6 +76,10 @@ pub(crate) struct RunArgs {
     /// Writes every hashed event to FILE (used by check-determinism).
     #[arg(long, hide = true)]
     dump_events: Option<PathBuf>,
+    /// Runs N other seeds in this process first (check-determinism's
+    /// warmed-up child).
+    #[arg(long, hide = true, default_value_t = 0)]
+    warm_up: u64,
 }
 
 #[derive(clap::Args)]
@@ -82,7 +87,7 @@ pub(crate) struct ExploreArgs {
     /// A scenario file or a directory of them.
     path: PathBuf,
     /// Seeds per scenario (default: the scenario's `seeds`).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: Option<u64>,
     /// The first seed.
     #[arg(long, default_value_t = 0)]
@@ -100,7 +105,7 @@ pub(crate) struct ExploreArgs {
     #[arg(long)]
     jobs: Option<usize>,
     /// Starts no new seed after SECS of wall time (benchmarks).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = parse_budget)]
     budget_secs: Option<f64>,
     /// Records every decision of every run, as `run --record` does,
     /// and drops it (benchmarks measure the feature's cost).
@@ -123,7 +128,7 @@ enum Cmd {
         /// The scenario file.
         scenario: PathBuf,
         /// How many seeds.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
         seeds: u64,
         /// The first seed.
         #[arg(long, default_value_t = 0)]
@@ -136,8 +141,14 @@ enum Cmd {
     /// and every mutant.
     List {
         /// Prints only mutant names, one per line (for scripts).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["crash_points", "buggify_sites"])]
         mutants: bool,
+        /// Prints only declared crash point names, one per line.
+        #[arg(long, conflicts_with = "buggify_sites")]
+        crash_points: bool,
+        /// Prints only declared buggify site names, one per line.
+        #[arg(long)]
+        buggify_sites: bool,
     },
 }
 
@@ -148,6 +159,22 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
         return Err(format!("need 1 <= K <= N, got {k}/{n}"));
     }
     Ok((k, n))
+}
+
+fn parse_budget(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
+        return Err(format!("{s}: a budget is a finite number of seconds, 0 or more"));
+    }
+    Ok(v)
+}
+
+/// The end of the seed range `start .. start + count`; exit 2 when it
+/// does not fit in a u64.
+pub(crate) fn seed_range_end(start: u64, count: u64) -> Result<u64, ExitCode> {
+    start
+        .checked_add(count)
+        .ok_or_else(|| usage(format!("seeds {start} .. {start} + {count} run past the largest seed, {}", u64::MAX)))
 }
 
 pub(crate) fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -171,7 +198,7 @@ pub(crate) fn sched_arg(s: Option<Sched>, scenario: &Scenario) -> Option<Schedul
     s.map(|s| match (s, scenario.scheduler) {
         (Sched::Random, _) => SchedulerKind::Random,
         (Sched::Pct, SchedulerKind::Pct { depth, steps }) => SchedulerKind::Pct { depth, steps },
-        (Sched::Pct, SchedulerKind::Random) => SchedulerKind::Pct { depth: 3, steps: PCT_DEFAULT_STEPS },
+        (Sched::Pct, SchedulerKind::Random) => SchedulerKind::Pct { depth: PCT_DEFAULT_DEPTH, steps: None },
     })
 }
 
@@ -189,8 +216,8 @@ pub fn main() -> ExitCode {
         Cmd::CheckDeterminism { scenario, seeds, start_seed, mutant } => {
             determinism::cmd_determinism(&scenario, seeds, start_seed, mutant)
         }
-        Cmd::List { mutants } => {
-            list::cmd_list(mutants);
+        Cmd::List { mutants, crash_points, buggify_sites } => {
+            list::cmd_list(list::Only::from_flags(mutants, crash_points, buggify_sites));
             Ok(ExitCode::SUCCESS)
         }
     };

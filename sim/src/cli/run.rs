@@ -10,10 +10,22 @@ use crate::record::Record;
 use crate::run::{RunOptions, run_scenario};
 
 pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
-    let RunArgs { scenario, seed, mutant, plan, record, save_plan, replay, sched, dump_events: dump } = args;
+    let RunArgs { scenario, seed, mutant, plan, record, save_plan, replay, sched, dump_events: dump, warm_up } = args;
     let path = scenario.as_path();
     let sc = load(path)?;
-    let replay = replay.map(|p| Record::load(&p)).transpose().map_err(usage)?;
+    let replay = replay.map(|p| Record::load(&p).map(|r| (p, r))).transpose().map_err(usage)?;
+    if let Some((p, rec)) = &replay
+        && rec.scenario != sc.name
+    {
+        return Err(usage(format!(
+            "{}: a record of scenario {:?}, not of {} ({:?})",
+            p.display(),
+            rec.scenario,
+            path.display(),
+            sc.name
+        )));
+    }
+    let replay = replay.map(|(_, r)| r);
     let mutant_name = mutant.or_else(|| replay.as_ref().and_then(|r| r.mutant.clone()));
     let mutant = mutant_arg(mutant_name)?;
     let plan = plan.map(|p| FaultPlan::load(&p)).transpose().map_err(usage)?;
@@ -28,7 +40,13 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
         plan,
         watchdog: true,
         no_hash: false,
+        event_budget: None,
     };
+    for other in 1..=warm_up {
+        let warm =
+            RunOptions { seed: seed.wrapping_add(other), mutant, scheduler: opts.scheduler, ..RunOptions::default() };
+        let _ = run_scenario(&sc, &warm);
+    }
     let report = run_scenario(&sc, &opts);
     for line in &report.header {
         println!("{line}");

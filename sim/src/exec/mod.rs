@@ -35,6 +35,11 @@ use timers::{Due, Fired, Timers};
 
 const _: () = assert!(usize::BITS >= 64, "wakers carry a 64-bit task id in their data pointer");
 
+/// The most polls plus fired timers one run may take by default: a
+/// scenario or a program that would run forever fails as a simulator error
+/// instead.
+pub const EVENT_BUDGET: u64 = 20_000_000;
+
 /// A task re-polled this many times in a row only because it woke itself
 /// (yielded) fails the run as a livelock.
 pub const LIVELOCK_STREAK: u32 = 20_000;
@@ -74,7 +79,9 @@ pub(crate) struct Executor {
     scheduler: RefCell<Box<dyn Scheduler>>,
     steps: Cell<u64>,
     polls: Cell<u64>,
+    timers_fired: Cell<u64>,
     poll_cost_max_ns: u64,
+    event_budget: u64,
     cost_bits: Cell<(u64, u8)>,
     watch: Option<std::sync::Arc<WatchSlot>>,
     woken: RefCell<Vec<TaskId>>,
@@ -88,6 +95,7 @@ impl Executor {
         epoch: u16,
         scheduler: Box<dyn Scheduler>,
         poll_cost_max_ns: u64,
+        event_budget: u64,
         watch: Option<std::sync::Arc<WatchSlot>>,
     ) -> Self {
         waker::reset();
@@ -100,7 +108,9 @@ impl Executor {
             scheduler: RefCell::new(scheduler),
             steps: Cell::new(0),
             polls: Cell::new(0),
+            timers_fired: Cell::new(0),
             poll_cost_max_ns,
+            event_budget,
             cost_bits: Cell::new((0, 0)),
             watch,
             woken: RefCell::default(),
@@ -260,6 +270,18 @@ impl Executor {
             if hooks.failed() {
                 return Stop::Failed;
             }
+            if self.polls.get() + self.timers_fired.get() > self.event_budget {
+                hooks.fail(
+                    FailureClass::SimError,
+                    "event-budget",
+                    format!(
+                        "the run took more than {} polls and timer events ({} s of virtual time): a program that never settles, or a scenario asking for more than a run can do",
+                        self.event_budget,
+                        self.now.get() / 1_000_000_000
+                    ),
+                );
+                return Stop::Failed;
+            }
             if self.ready.borrow().is_empty() {
                 let next = self.timers.borrow_mut().next_deadline();
                 match next {
@@ -322,6 +344,7 @@ impl Executor {
         if fired == 0 {
             return;
         }
+        self.timers_fired.set(self.timers_fired.get() + fired as u64);
         let mut context_set = false;
         loop {
             // One at a time: an action may schedule timers or wake tasks.

@@ -66,7 +66,8 @@ impl Executor {
         if let Some(w) = &self.watch {
             w.enter_poll();
         }
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+        let result =
+            crate::panic_hook::in_task(|| std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))));
         if let Some(w) = &self.watch {
             w.exit_poll();
             if self.polls.get().is_multiple_of(1024) {

@@ -7,6 +7,7 @@ mod gate_stampede;
 mod selftest_busy_loop;
 mod selftest_durable_write;
 mod selftest_journal;
+mod selftest_leaky_static;
 mod selftest_listener_handoff;
 mod selftest_lost_update;
 mod selftest_nondeterministic;
@@ -28,6 +29,11 @@ pub struct Param {
     pub name: &'static str,
     /// Value when the scenario does not set it.
     pub default: i64,
+    /// Smallest value a scenario may set.
+    pub min: i64,
+    /// Largest value a scenario may set (bounded so that no scenario can
+    /// ask for a run that does not fit in memory or time).
+    pub max: i64,
     /// What it controls.
     pub about: &'static str,
 }
@@ -65,6 +71,7 @@ pub fn all() -> &'static [&'static dyn Model] {
         &selftest_pct::Depth3,
         &selftest_busy_loop::BusyLoop,
         &selftest_nondeterministic::Nondeterministic,
+        &selftest_leaky_static::LeakyStatic,
         &selftest_durable_write::DurableWrite,
         &selftest_journal::Journal,
         &selftest_pid_reuse::PidReuse,

@@ -25,8 +25,14 @@ static SPEC: ModelSpec = ModelSpec {
     invariants: &["all-events-consumed", "idle-without-polling"],
     coverage: &[("consumer-waited", "a notification the consumer was already waiting for")],
     params: &[
-        Param { name: "events", default: 5, about: "notifications sent" },
-        Param { name: "spin_without_await", default: 0, about: "1: the mutant spins with no .await at all" },
+        Param { name: "events", default: 5, min: 1, max: 10_000, about: "notifications sent" },
+        Param {
+            name: "spin_without_await",
+            default: 0,
+            min: 0,
+            max: 1,
+            about: "1: the mutant spins with no .await at all",
+        },
     ],
 };
 

@@ -23,7 +23,7 @@ static SPEC: ModelSpec = ModelSpec {
     about: "atomic file replacement acknowledged as durable, under host crashes",
     invariants: &["acknowledged-write-survives", "writer-makes-progress"],
     coverage: &[("crash-after-ack", "a boot after a crash that followed at least one acknowledged write")],
-    params: &[Param { name: "pause_ms_max", default: 50, about: "longest pause between writes" }],
+    params: &[Param { name: "pause_ms_max", default: 50, min: 0, max: 60_000, about: "longest pause between writes" }],
 };
 
 struct Shared {

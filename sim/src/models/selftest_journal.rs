@@ -24,7 +24,7 @@ static SPEC: ModelSpec = ModelSpec {
     about: "a checksummed append-only journal under host crashes and crash points",
     invariants: &["no-torn-record-accepted", "acknowledged-records-survive", "journal-makes-progress"],
     coverage: &[("torn-tail-seen", "a boot that found a partial record at the journal's tail")],
-    params: &[Param { name: "batch_max", default: 3, about: "most records per fsync" }],
+    params: &[Param { name: "batch_max", default: 3, min: 1, max: 1000, about: "most records per fsync" }],
 };
 
 fn fnv32(b: &[u8]) -> u32 {

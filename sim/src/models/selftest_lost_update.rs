@@ -18,8 +18,8 @@ static SPEC: ModelSpec = ModelSpec {
     invariants: &["no-lost-update"],
     coverage: &[("overlapping-increments", "an increment during which another worker started one")],
     params: &[
-        Param { name: "workers", default: 3, about: "concurrent workers" },
-        Param { name: "increments", default: 4, about: "increments per worker" },
+        Param { name: "workers", default: 3, min: 1, max: 64, about: "concurrent workers" },
+        Param { name: "increments", default: 4, min: 1, max: 1000, about: "increments per worker" },
     ],
 };
 

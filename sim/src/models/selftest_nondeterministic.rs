@@ -18,7 +18,7 @@ static SPEC: ModelSpec = ModelSpec {
     about: "spawns one task per key in a map's iteration order",
     invariants: &["every-key-served"],
     coverage: &[("order-visible", "a seed where iteration order decided the spawn order of 2+ tasks")],
-    params: &[Param { name: "keys", default: 8, about: "keys in the map" }],
+    params: &[Param { name: "keys", default: 8, min: 1, max: 64, about: "keys in the map" }],
 };
 
 impl Model for Nondeterministic {

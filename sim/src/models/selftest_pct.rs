@@ -28,10 +28,16 @@ static SPEC: ModelSpec = ModelSpec {
         "a seed in which the reader got b_prefix steps ahead before the writer wrote, and read after it",
     )],
     params: &[
-        Param { name: "a_steps", default: 6, about: "writer steps" },
-        Param { name: "a_prefix", default: 3, about: "writer step that writes the pair" },
-        Param { name: "b_steps", default: 24, about: "reader steps" },
-        Param { name: "b_prefix", default: 20, about: "reader step from which it checks the pair" },
+        Param { name: "a_steps", default: 6, min: 1, max: 10_000, about: "writer steps" },
+        Param { name: "a_prefix", default: 3, min: 0, max: 10_000, about: "writer step that writes the pair" },
+        Param { name: "b_steps", default: 24, min: 1, max: 10_000, about: "reader steps" },
+        Param {
+            name: "b_prefix",
+            default: 20,
+            min: 0,
+            max: 10_000,
+            about: "reader step from which it checks the pair",
+        },
     ],
 };
 

@@ -24,7 +24,7 @@ static SPEC: ModelSpec = ModelSpec {
         "pid-reused-before-stop",
         "a stop issued after the worker exited and its pid was taken by another process",
     )],
-    params: &[Param { name: "pid_max", default: 12, about: "pids wrap after this" }],
+    params: &[Param { name: "pid_max", default: 12, min: 3, max: 4_194_304, about: "pids wrap after this" }],
 };
 
 async fn sleep_random(env: &SimEnv, max_ms: u64) {

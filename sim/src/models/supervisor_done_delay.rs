@@ -29,8 +29,14 @@ static SPEC: ModelSpec = ModelSpec {
     invariants: &["no-node-not-found", "one-instance", "done-after-return", "no-internal-error", "rounds-complete"],
     coverage: &[("gc-between-done-and-return", "a seed (reached if GC ran between an inner Done and its return)")],
     params: &[
-        Param { name: "rounds", default: 4, about: "parent failures before it signals Done" },
-        Param { name: "delay_ms_max", default: 30, about: "longest delay of the inner return and the parent failure" },
+        Param { name: "rounds", default: 4, min: 1, max: 1000, about: "parent failures before it signals Done" },
+        Param {
+            name: "delay_ms_max",
+            default: 30,
+            min: 0,
+            max: 60_000,
+            about: "longest delay of the inner return and the parent failure",
+        },
     ],
 };
 

@@ -50,9 +50,21 @@ static SPEC: ModelSpec = ModelSpec {
         ("ready-asked-before-first-check", "a seed (reached if readiness was asked before the first check completed)"),
     ],
     params: &[
-        Param { name: "hang_permille", default: 300, about: "chance that a stop function ignores its deadline" },
-        Param { name: "second_signal_permille", default: 500, about: "chance of a second SIGTERM" },
-        Param { name: "fail_forever", default: 0, about: "1: the worker always fails (restart intensity)" },
+        Param {
+            name: "hang_permille",
+            default: 300,
+            min: 0,
+            max: 1000,
+            about: "chance that a stop function ignores its deadline",
+        },
+        Param { name: "second_signal_permille", default: 500, min: 0, max: 1000, about: "chance of a second SIGTERM" },
+        Param {
+            name: "fail_forever",
+            default: 0,
+            min: 0,
+            max: 1,
+            about: "1: the worker always fails (restart intensity)",
+        },
     ],
 };
 

@@ -42,8 +42,14 @@ static SPEC: ModelSpec = ModelSpec {
         ("cancel-during-backoff", "a subsystem (reached if the cancellation came during a backoff sleep)"),
     ],
     params: &[
-        Param { name: "subsystems", default: 6, about: "concurrent run-with-recover loops" },
-        Param { name: "cancel_s_max", default: 12, about: "the cancellation comes within this many seconds" },
+        Param { name: "subsystems", default: 6, min: 1, max: 256, about: "concurrent run-with-recover loops" },
+        Param {
+            name: "cancel_s_max",
+            default: 12,
+            min: 1,
+            max: 3600,
+            about: "the cancellation comes within this many seconds",
+        },
     ],
 };
 

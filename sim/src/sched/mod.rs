@@ -33,15 +33,21 @@ pub trait Scheduler {
 pub enum SchedulerKind {
     /// Uniformly random among ready tasks.
     Random,
-    /// Probabilistic concurrency testing with `depth` (d) and an estimate
-    /// of the run's length in scheduling steps (k).
+    /// Probabilistic concurrency testing with `depth` (d) and the run's
+    /// length in scheduling steps (k).
     Pct {
         /// The bug depth d: d - 1 priority change points.
         depth: u32,
-        /// The number of steps change points are drawn from.
-        steps: u64,
+        /// The number of steps change points are drawn from; `None`: the
+        /// length of this seed's run, measured by running it once with no
+        /// change point (as the PCT paper estimates k).
+        steps: Option<u64>,
     },
 }
 
-/// Default step estimate for PCT when a scenario gives none.
-pub const PCT_DEFAULT_STEPS: u64 = 10_000;
+/// The deepest PCT a scenario may ask for: d - 1 change points are drawn
+/// distinct, and a bug deeper than this is beyond what PCT finds anyway.
+pub const PCT_MAX_DEPTH: u32 = 64;
+
+/// The depth `--sched pct` uses when the scenario's scheduler is random.
+pub const PCT_DEFAULT_DEPTH: u32 = 3;

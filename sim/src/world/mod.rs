@@ -5,6 +5,7 @@
 //! async functions registered by name; a process runs one as its main task
 //! and exits with the code it returns.
 
+mod crash;
 pub mod disk;
 pub(crate) mod facade;
 pub mod fd;
@@ -25,41 +26,12 @@ use std::task::Waker;
 use futures::future::LocalBoxFuture;
 use warden::env::{ExitStatus, Signal};
 
+pub(crate) use crash::{CrashTargets, hit_crash_point};
 pub use handles::{SimChild, SimDirLock, SimFd, SimSignals};
 pub use process::Launch;
 pub(crate) use process::bare_process;
 pub(crate) use process::{crash_host, exit_process, restart_host, start_process};
 pub use stream::BACKLOG;
-
-/// Counts a hit of crash point `name` in `proc`; at the hit the fault plan
-/// names, kills the process (SIGKILL semantics) and returns `true`.
-pub(crate) fn hit_crash_point(sim: &Rc<Simulation>, proc: u32, name: &'static str) -> bool {
-    if sim.exec.is_dead(proc) {
-        return true;
-    }
-    if !warden::env::crash::is_declared(name) {
-        sim.checks.fail_class(
-            crate::check::FailureClass::SimError,
-            "known-crash-point",
-            format!("crash_point!({name:?}) is not declared in warden::env::crash::ALL"),
-        );
-        return false;
-    }
-    let crash = {
-        let mut w = sim.world.borrow_mut();
-        let hits = w.crash_hits.entry(name.to_owned()).or_default();
-        *hits += 1;
-        let hits = *hits;
-        w.crash_at.as_ref().is_some_and(|(n, k)| n == name && *k == hits)
-    };
-    crate::trace::sim_event(crate::trace::Kind::CrashPoint, u64::from(proc), u64::from(crash), || {
-        format!("crash point {name} in proc {proc}")
-    });
-    if crash {
-        exit_process(sim, proc, ExitStatus::Signaled(Signal::Kill));
-    }
-    crash
-}
 
 use crate::env::SimEnv;
 use crate::simulation::Simulation;
@@ -249,10 +221,8 @@ pub struct WorldState {
     pub net: NetConfig,
     /// Probability that a disk operation fails with EIO or ENOSPC.
     pub disk_error: f64,
-    /// Crash the process at the k-th hit of this crash point.
-    pub crash_at: Option<(String, u64)>,
-    /// Hits per crash point so far.
-    pub crash_hits: BTreeMap<String, u64>,
+    /// Where processes die (crash points of the fault plan).
+    pub(crate) crashes: CrashTargets,
     /// Pids wrap after this (small values make reuse reachable).
     pub pid_max: u32,
 }
@@ -274,8 +244,7 @@ impl Default for WorldState {
             locks: BTreeMap::new(),
             net: NetConfig::default(),
             disk_error: 0.0,
-            crash_at: None,
-            crash_hits: BTreeMap::new(),
+            crashes: CrashTargets::default(),
             pid_max: 32_768,
         }
     }

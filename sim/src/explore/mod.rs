@@ -2,9 +2,12 @@
 //! with coverage judged over the sweep and mutants confirmed by re-running
 //! the catching seed without the mutant.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+mod rerun;
+
+pub use rerun::RERUN_SAMPLE;
 
 use crate::check::{Failure, FailureClass};
 use crate::run::{RunOptions, RunReport, run_scenario};
@@ -49,7 +52,7 @@ pub struct Sweep {
     /// The lowest failing seed and its failure.
     pub first_failure: Option<(u64, Failure)>,
     /// Coverage: window -> (reached, opportunities).
-    pub coverage: BTreeMap<&'static str, (u64, u64)>,
+    pub coverage: crate::check::Coverage,
     /// Coverage windows under their minimum: (name, share, minimum).
     pub coverage_short: Vec<(String, f64, f64)>,
     /// With a mutant: the seed that caught it (confirmed clean without).
@@ -106,13 +109,15 @@ pub fn matches_catch(failure: &Failure, catch: &Catch) -> bool {
     }
 }
 
-/// Sweeps `scenario`; `on_seed` is called after every seed (progress).
-pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() + Sync)) -> Sweep {
+/// Sweeps `scenario`; `on_seed` is called after every seed with whether
+/// it counted as a failure (progress).
+pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn(bool) + Sync)) -> Sweep {
     let seeds = seed_list(opts.start_seed, opts.seeds.unwrap_or(scenario.seeds), opts.shard);
     let catch = opts.mutant.and_then(|m| scenario.catch_of(m)).cloned();
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let sweep = Mutex::new(Sweep::default());
+    let sample = Mutex::new(Vec::new());
     #[allow(clippy::disallowed_methods)] // a wall-clock budget for benchmarks, outside any run
     let started = std::time::Instant::now();
     let worker = || {
@@ -124,13 +129,18 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
             }
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(seed) = seeds.get(i) else { return };
-            let report = run_one(scenario, opts, seed, opts.mutant);
+            let sampled = i < RERUN_SAMPLE && !opts.no_hash;
+            let report = run_one(scenario, opts, seed, opts.mutant, sampled);
+            if sampled && report.failure.is_none() {
+                let first = rerun::FirstRun { seed, hash: report.hash, dump: report.dump.clone() };
+                sample.lock().unwrap_or_else(|e| e.into_inner()).push(first);
+            }
             let mut counted = report.failure.clone();
             let mut confirmed = None;
             if let (Some(f), Some(c)) = (&report.failure, &catch) {
                 if matches_catch(f, c) {
                     // Caught only if the same seed passes without the mutant.
-                    let clean = run_one(scenario, opts, seed, None);
+                    let clean = run_one(scenario, opts, seed, None, false);
                     confirmed = Some(clean.failure.is_none());
                 } else {
                     counted = None;
@@ -139,10 +149,11 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
             let mut s = sweep.lock().unwrap_or_else(|e| e.into_inner());
             s.ran += 1;
             for (name, (hit, opp)) in &report.coverage {
-                let e = s.coverage.entry(name).or_default();
+                let e = s.coverage.entry(name.clone()).or_default();
                 e.0 += hit;
                 e.1 += opp;
             }
+            let seed_failed = counted.is_some();
             if let Some(f) = counted {
                 s.failed += 1;
                 if s.first_failure.as_ref().is_none_or(|(first, _)| seed < *first) {
@@ -158,7 +169,7 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
                 }
             }
             drop(s);
-            on_seed();
+            on_seed(seed_failed);
         }
     };
     #[allow(clippy::disallowed_methods)]
@@ -170,6 +181,28 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
         worker();
     });
     let mut s = sweep.into_inner().unwrap_or_else(|e| e.into_inner());
+    if s.caught_by.is_none() {
+        // Same-process re-runs, after every other seed of the sweep ran.
+        let mut first = sample.into_inner().unwrap_or_else(|e| e.into_inner());
+        first.sort_by_key(|f| f.seed);
+        let diverged = rerun::rerun(scenario, opts, opts.mutant, &first);
+        if let Some((seed, f)) = diverged {
+            let counts = catch.as_ref().is_none_or(|c| matches_catch(&f, c));
+            if counts {
+                s.failed += 1;
+                if s.first_failure.as_ref().is_none_or(|(first, _)| seed < *first) {
+                    s.first_failure = Some((seed, f));
+                }
+                if catch.is_some() {
+                    if rerun::stable_without_mutant(scenario, opts, seed) {
+                        s.caught_by = Some(seed);
+                    } else {
+                        s.unconfirmed.push(seed);
+                    }
+                }
+            }
+        }
+    }
     if s.ran >= COVERAGE_MIN_SEEDS && opts.mutant.is_none() {
         for (name, min) in &scenario.coverage {
             let (hit, opp) = s.coverage.get(name.as_str()).copied().unwrap_or((0, 0));
@@ -182,12 +215,19 @@ pub fn explore(scenario: &Scenario, opts: &ExploreOptions, on_seed: &(dyn Fn() +
     s
 }
 
-fn run_one(scenario: &Scenario, opts: &ExploreOptions, seed: u64, mutant: Option<&'static str>) -> RunReport {
+fn run_one(
+    scenario: &Scenario,
+    opts: &ExploreOptions,
+    seed: u64,
+    mutant: Option<&'static str>,
+    dump: bool,
+) -> RunReport {
     run_scenario(
         scenario,
         &RunOptions {
             seed,
             mutant,
+            dump,
             scheduler: opts.scheduler,
             watchdog: opts.watchdog,
             record: opts.record,
@@ -198,7 +238,7 @@ fn run_one(scenario: &Scenario, opts: &ExploreOptions, seed: u64, mutant: Option
 }
 
 /// `NAME=X` for each coverage window, shares as plain decimals.
-pub fn coverage_words(prefix: &str, coverage: &BTreeMap<&'static str, (u64, u64)>) -> Vec<String> {
+pub fn coverage_words(prefix: &str, coverage: &crate::check::Coverage) -> Vec<String> {
     coverage
         .iter()
         .map(|(name, (hit, opp))| {
