@@ -57,6 +57,9 @@ pub fn generator(seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
+/// Decisions a record holds per stream before its first reallocation.
+const RECORD_CAPACITY: usize = 1 << 12;
+
 /// The per-run source of every random decision.
 pub struct Decisions {
     rngs: Vec<ChaCha8Rng>,
@@ -69,7 +72,7 @@ impl Decisions {
     pub fn new(seed: u64, record: bool) -> Self {
         Decisions {
             rngs: Stream::ALL.iter().map(|s| generator(seed, *s as u64)).collect(),
-            recorded: record.then(|| vec![Vec::new(); Stream::ALL.len()]),
+            recorded: record.then(|| vec![Vec::with_capacity(RECORD_CAPACITY); Stream::ALL.len()]),
             replay: None,
         }
     }

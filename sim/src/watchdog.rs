@@ -19,10 +19,11 @@ pub struct WatchSlot {
 }
 
 impl WatchSlot {
-    /// A poll starts.
+    /// Poll number `n` of the run starts (plain stores: the watchdog only
+    /// needs to see the count move).
     #[inline]
-    pub fn enter_poll(&self) {
-        self.polls.fetch_add(1, Ordering::Relaxed);
+    pub fn enter_poll(&self, n: u64) {
+        self.polls.store(n, Ordering::Relaxed);
         self.in_poll.store(true, Ordering::Relaxed);
     }
 

@@ -69,14 +69,21 @@ pub(crate) trait Hooks {
     fn fail(&self, class: FailureClass, invariant: &str, message: String);
 }
 
+/// What the executor changes on every event, behind one borrow.
+struct State {
+    tasks: TaskSlab,
+    ready: Vec<TaskId>,
+    groups: Groups,
+    timers: Timers,
+    scheduler: Box<dyn Scheduler>,
+    /// Due actions and events, run one at a time once nothing is borrowed.
+    fired: VecDeque<Fired>,
+}
+
 /// The executor of one run.
 pub(crate) struct Executor {
     now: Cell<u64>,
-    timers: RefCell<Timers>,
-    tasks: RefCell<TaskSlab>,
-    ready: RefCell<Vec<TaskId>>,
-    groups: RefCell<Groups>,
-    scheduler: RefCell<Box<dyn Scheduler>>,
+    state: RefCell<State>,
     steps: Cell<u64>,
     polls: Cell<u64>,
     timers_fired: Cell<u64>,
@@ -84,9 +91,7 @@ pub(crate) struct Executor {
     event_budget: u64,
     cost_bits: Cell<(u64, u8)>,
     watch: Option<std::sync::Arc<WatchSlot>>,
-    woken: RefCell<Vec<TaskId>>,
     current: Cell<TaskId>,
-    fired: RefCell<VecDeque<Fired>>,
 }
 
 impl Executor {
@@ -101,11 +106,14 @@ impl Executor {
         waker::reset();
         Executor {
             now: Cell::new(0),
-            timers: RefCell::default(),
-            tasks: RefCell::new(TaskSlab::new(epoch)),
-            ready: RefCell::default(),
-            groups: RefCell::default(),
-            scheduler: RefCell::new(scheduler),
+            state: RefCell::new(State {
+                tasks: TaskSlab::new(epoch),
+                ready: Vec::new(),
+                groups: Groups::default(),
+                timers: Timers::default(),
+                scheduler,
+                fired: VecDeque::new(),
+            }),
             steps: Cell::new(0),
             polls: Cell::new(0),
             timers_fired: Cell::new(0),
@@ -113,9 +121,7 @@ impl Executor {
             event_budget,
             cost_bits: Cell::new((0, 0)),
             watch,
-            woken: RefCell::default(),
             current: Cell::new(TaskId::NONE),
-            fired: RefCell::default(),
         }
     }
 
@@ -133,52 +139,57 @@ impl Executor {
     /// Wakes `waker` at `deadline_ns`.
     #[inline]
     pub(crate) fn add_timer(&self, deadline_ns: u64, waker: Waker) -> TimerKey {
-        self.timers.borrow_mut().insert(deadline_ns.max(self.now.get()), Due::Wake(waker))
+        self.state.borrow_mut().timers.insert(deadline_ns.max(self.now.get()), Due::Wake(waker))
     }
 
     /// Points a live timer at another waker.
     pub(crate) fn update_timer(&self, key: TimerKey, waker: &Waker) {
-        self.timers.borrow_mut().update(key, waker);
+        self.state.borrow_mut().timers.update(key, waker);
     }
 
     /// Cancels a timer.
+    #[inline]
     pub(crate) fn remove_timer(&self, key: TimerKey) {
         // A timer dropped during the executor's own teardown finds it borrowed.
-        if let Ok(mut t) = self.timers.try_borrow_mut() {
-            t.remove(key);
+        if let Ok(mut s) = self.state.try_borrow_mut() {
+            s.timers.remove(key);
         }
     }
 
     /// Runs `action` at virtual time `at_ns` (or at once if that passed).
     pub(crate) fn schedule(&self, at_ns: u64, action: Box<dyn FnOnce()>) -> TimerKey {
-        self.timers.borrow_mut().insert(at_ns.max(self.now.get()), Due::Act(action))
+        self.state.borrow_mut().timers.insert(at_ns.max(self.now.get()), Due::Act(action))
     }
 
     /// Hands `token` to [`Hooks::event`] at `at_ns`.
     #[inline]
     pub(crate) fn schedule_event(&self, at_ns: u64, token: u64) {
-        self.timers.borrow_mut().insert(at_ns.max(self.now.get()), Due::Event(token));
+        self.state.borrow_mut().timers.insert(at_ns.max(self.now.get()), Due::Event(token));
     }
 
     /// Whether task group (process) `group` has ended.
     #[inline]
     pub(crate) fn is_dead(&self, group: u32) -> bool {
-        self.groups.borrow().is_dead(group)
+        self.state.borrow().groups.is_dead(group)
     }
 
     /// Spawns `fut` as a task of group `group`.
     pub(crate) fn spawn(&self, group: u32, name: &str, fut: LocalTask) -> TaskId {
-        let id = self.tasks.borrow_mut().insert(Task {
-            fut: Some(fut),
-            group,
-            name: name.into(),
-            queued: true,
-            woken_by_other: true,
-            streak: 0,
-        });
-        self.ready.borrow_mut().push(id);
-        self.groups.borrow_mut().stats_mut(group).live_tasks += 1;
-        self.scheduler.borrow_mut().on_spawn(id);
+        let id = {
+            let mut s = self.state.borrow_mut();
+            let id = s.tasks.insert(Task {
+                fut: Some(fut),
+                group,
+                name: name.into(),
+                queued: true,
+                woken_by_other: true,
+                streak: 0,
+            });
+            s.ready.push(id);
+            s.groups.stats_mut(group).live_tasks += 1;
+            s.scheduler.on_spawn(id);
+            id
+        };
         trace::sim_event(Kind::Spawn, id.key(), u64::from(group), || format!("spawn {name:?}"));
         id
     }
@@ -186,17 +197,20 @@ impl Executor {
     /// Ends group `group`: its tasks are discarded (the one being polled,
     /// after its poll returns) and it is dead from now on.
     pub(crate) fn end_group(&self, group: u32) {
-        if !self.groups.borrow_mut().kill(group) {
-            return;
-        }
-        let current = self.current.get();
-        let futs = self.tasks.borrow_mut().remove_group(group, current);
-        {
-            let mut tasks = self.tasks.borrow_mut();
-            self.ready.borrow_mut().retain(|id| tasks.contains(*id));
+        let futs = {
+            let mut s = self.state.borrow_mut();
+            let s = &mut *s;
+            if !s.groups.kill(group) {
+                return;
+            }
+            let current = self.current.get();
+            let futs = s.tasks.remove_group(group, current);
+            let tasks = &mut s.tasks;
+            s.ready.retain(|id| tasks.contains(*id));
             let polled_here = tasks.get_mut(current).is_some_and(|t| t.group == group);
-            self.groups.borrow_mut().stats_mut(group).live_tasks = u32::from(polled_here);
-        }
+            s.groups.stats_mut(group).live_tasks = u32::from(polled_here);
+            futs
+        };
         // Destructors run with the group already dead: their Env calls do
         // nothing, as SIGKILL runs no destructors.
         drop(futs);
@@ -204,14 +218,13 @@ impl Executor {
 
     /// Pauses (`true`) or resumes group `group`'s tasks.
     pub(crate) fn set_stopped(&self, group: u32, stopped: bool) {
-        let mut tasks = self.tasks.borrow_mut();
-        let mut groups = self.groups.borrow_mut();
-        let mut ready = self.ready.borrow_mut();
+        let mut s = self.state.borrow_mut();
+        let State { tasks, ready, groups, .. } = &mut *s;
         if stopped {
             if !groups.stop(group) {
                 return;
             }
-            let all = std::mem::take(&mut *ready);
+            let all = std::mem::take(ready);
             for id in all {
                 if tasks.get_mut(id).is_some_and(|t| t.group == group) {
                     groups.park(id);
@@ -232,33 +245,35 @@ impl Executor {
 
     /// Counters of group `group`.
     pub(crate) fn proc_stats(&self, group: u32) -> ProcStats {
-        self.groups.borrow().stats(group)
+        self.state.borrow().groups.stats(group)
     }
 
     /// Names of tasks still alive, for liveness reports.
     pub(crate) fn live_task_names(&self) -> Vec<String> {
-        self.tasks.borrow().names()
+        self.state.borrow().tasks.names()
     }
 
     /// Where a replayed schedule stopped matching its record.
     pub(crate) fn replay_diverged_at(&self) -> Option<u64> {
-        self.scheduler.borrow().diverged_at()
+        self.state.borrow().scheduler.diverged_at()
     }
 
     /// The scheduler's self-description.
     pub(crate) fn scheduler_description(&self) -> String {
-        self.scheduler.borrow().describe()
+        self.state.borrow().scheduler.describe()
     }
 
     /// Drops every task and timer (end of run) without holding a borrow
     /// while their destructors run.
     pub(crate) fn shutdown(&self) {
-        self.ready.borrow_mut().clear();
-        let futs = self.tasks.borrow_mut().remove_all();
+        let (futs, timers, fired) = {
+            let mut s = self.state.borrow_mut();
+            s.ready.clear();
+            (s.tasks.remove_all(), std::mem::take(&mut s.timers), std::mem::take(&mut s.fired))
+        };
         drop(futs);
-        let timers = std::mem::take(&mut *self.timers.borrow_mut());
         drop(timers);
-        self.fired.borrow_mut().clear();
+        drop(fired);
         waker::reset();
     }
 
@@ -282,8 +297,11 @@ impl Executor {
                 );
                 return Stop::Failed;
             }
-            if self.ready.borrow().is_empty() {
-                let next = self.timers.borrow_mut().next_deadline();
+            let next = {
+                let mut s = self.state.borrow_mut();
+                if s.ready.is_empty() { Some(s.timers.next_deadline()) } else { None }
+            };
+            if let Some(next) = next {
                 match next {
                     // An event at the limit belongs to the next phase.
                     Some(t) if t < limit_ns => {
@@ -303,12 +321,7 @@ impl Executor {
             if self.now.get() >= limit_ns {
                 return Stop::TimeLimit;
             }
-            let id = self.pick(hooks);
-            self.poll(id, hooks);
-            self.collect_wakes(Some(id));
-            let cost = self.poll_cost(hooks);
-            self.now.set(self.now.get() + cost);
-            self.fire_timers(hooks);
+            self.step(hooks);
         }
     }
 
@@ -316,16 +329,13 @@ impl Executor {
     /// poll are yields, not progress.
     #[inline]
     fn collect_wakes(&self, polled: Option<TaskId>) {
-        let mut woken = self.woken.borrow_mut();
-        waker::drain_woken(&mut woken);
-        if woken.is_empty() {
+        if !waker::any_woken() {
             return;
         }
-        let mut tasks = self.tasks.borrow_mut();
-        let mut groups = self.groups.borrow_mut();
-        let mut ready = self.ready.borrow_mut();
-        for id in woken.drain(..) {
-            let Some(t) = tasks.get_mut(id) else { continue };
+        let mut s = self.state.borrow_mut();
+        let State { tasks, ready, groups, .. } = &mut *s;
+        waker::drain_woken(|id| {
+            let Some(t) = tasks.get_mut(id) else { return };
             if polled != Some(id) {
                 t.woken_by_other = true;
             }
@@ -333,26 +343,25 @@ impl Executor {
                 t.queued = true;
                 if groups.holds(t.group) { groups.park(id) } else { ready.push(id) }
             }
-        }
+        });
     }
 
-    /// Fires due timers and runs due actions and events, then collects the
-    /// wakes.
+    /// Fires due timers and runs due actions and events one at a time
+    /// (each may schedule timers or wake tasks), then collects the wakes.
     #[inline]
     fn fire_timers<H: Hooks>(&self, hooks: &H) {
-        let fired = self.timers.borrow_mut().fire_due(self.now.get(), &mut self.fired.borrow_mut());
+        let fired = {
+            let mut s = self.state.borrow_mut();
+            let State { timers, fired, .. } = &mut *s;
+            timers.fire_due(self.now.get(), fired)
+        };
         if fired == 0 {
             return;
         }
         self.timers_fired.set(self.timers_fired.get() + fired as u64);
-        let mut context_set = false;
+        trace::set_context(self.now.get(), 0, TaskId::NONE);
         loop {
-            // One at a time: an action may schedule timers or wake tasks.
-            let Some(f) = self.fired.borrow_mut().pop_front() else { break };
-            if !context_set {
-                trace::set_context(self.now.get(), 0, TaskId::NONE);
-                context_set = true;
-            }
+            let Some(f) = self.state.borrow_mut().fired.pop_front() else { break };
             match f {
                 Fired::Act(a) => a(),
                 Fired::Event(e) => hooks.event(e),

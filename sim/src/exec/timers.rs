@@ -39,12 +39,20 @@ pub(crate) enum Fired {
 }
 
 /// Pending timers of one run.
-#[derive(Default)]
 pub(crate) struct Timers {
     wheel: Wheel,
     slots: Vec<Option<(u64, Due)>>,
     free: Vec<u32>,
     next_seq: u64,
+    /// No live timer is due before this: most calls after a poll find
+    /// nothing due with one comparison.
+    due_bound: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers { wheel: Wheel::default(), slots: Vec::new(), free: Vec::new(), next_seq: 0, due_bound: u64::MAX }
+    }
 }
 
 impl Timers {
@@ -63,6 +71,7 @@ impl Timers {
             }
         };
         assert!(u128::from(slot) <= SLOT_MASK, "more than 2^24 live timers");
+        self.due_bound = self.due_bound.min(deadline_ns);
         self.wheel.push((u128::from(deadline_ns) << 64) | (u128::from(seq & SEQ_MASK) << SLOT_BITS) | u128::from(slot));
         TimerKey { slot, seq }
     }
@@ -92,10 +101,13 @@ impl Timers {
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
         while let Some(key) = self.wheel.peek() {
             if self.is_live(key) {
-                return Some((key >> 64) as u64);
+                let d = (key >> 64) as u64;
+                self.due_bound = d;
+                return Some(d);
             }
             self.wheel.pop();
         }
+        self.due_bound = u64::MAX;
         None
     }
 
@@ -109,13 +121,17 @@ impl Timers {
     /// Wakes every timer due at or before `now_ns` and moves due actions
     /// and events into `out` (to run once the timers are no longer
     /// borrowed); returns how many fired.
+    #[inline]
     pub(crate) fn fire_due(&mut self, now_ns: u64, out: &mut VecDeque<Fired>) -> usize {
+        if now_ns < self.due_bound {
+            return 0;
+        }
+        self.fire_due_slow(now_ns, out)
+    }
+
+    fn fire_due_slow(&mut self, now_ns: u64, out: &mut VecDeque<Fired>) -> usize {
         let mut fired = 0;
-        while let Some(key) = self.wheel.peek() {
-            if (key >> 64) as u64 > now_ns {
-                break;
-            }
-            self.wheel.pop();
+        while let Some(key) = self.wheel.pop_due(now_ns) {
             if !self.is_live(key) {
                 continue;
             }
@@ -130,6 +146,7 @@ impl Timers {
                 fired += 1;
             }
         }
+        self.due_bound = self.wheel.lower_bound();
         fired
     }
 

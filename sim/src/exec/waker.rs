@@ -40,13 +40,22 @@ pub(crate) fn waker(id: TaskId) -> Waker {
     unsafe { Waker::from_raw(RawWaker::new(id.word() as usize as *const (), &VTABLE)) }
 }
 
-/// Moves the ids woken since the last call into `out`.
+/// Hands every id woken since the last call to `f`, in order, and
+/// forgets them. `f` must not wake a task (nothing runs user code here).
 #[inline]
-pub(crate) fn drain_woken(out: &mut Vec<TaskId>) {
+pub(crate) fn drain_woken(mut f: impl FnMut(TaskId)) {
     WOKEN.with(|w| {
         let mut w = w.borrow_mut();
-        out.append(&mut w);
+        for id in w.drain(..) {
+            f(id);
+        }
     });
+}
+
+/// Whether a wake is waiting to be collected.
+#[inline]
+pub(crate) fn any_woken() -> bool {
+    WOKEN.with(|w| !w.borrow().is_empty())
 }
 
 /// Forgets wakes left over from an earlier run on this thread.
