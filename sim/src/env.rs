@@ -121,7 +121,7 @@ impl Future for Sleep {
         match self.key {
             Some(key) => self.sim.exec.update_timer(key, cx.waker()),
             None => {
-                let key = self.sim.exec.add_timer(self.deadline, cx.waker().clone());
+                let key = self.sim.exec.add_timer(self.deadline, cx.waker());
                 self.key = Some(key);
             }
         }

@@ -15,7 +15,6 @@ mod waker;
 mod wheel;
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::task::Waker;
 
 use warden::env::LocalTask;
@@ -31,7 +30,7 @@ pub use timers::TimerKey;
 
 use groups::Groups;
 use task::{Task, TaskSlab};
-use timers::{Due, Fired, Timers};
+use timers::{Due, Timers};
 
 const _: () = assert!(usize::BITS >= 64, "wakers carry a 64-bit task id in their data pointer");
 
@@ -76,8 +75,6 @@ struct State {
     groups: Groups,
     timers: Timers,
     scheduler: Box<dyn Scheduler>,
-    /// Due actions and events, run one at a time once nothing is borrowed.
-    fired: VecDeque<Fired>,
 }
 
 /// The executor of one run.
@@ -112,7 +109,6 @@ impl Executor {
                 groups: Groups::default(),
                 timers: Timers::default(),
                 scheduler,
-                fired: VecDeque::new(),
             }),
             steps: Cell::new(0),
             polls: Cell::new(0),
@@ -136,10 +132,10 @@ impl Executor {
         self.steps.get()
     }
 
-    /// Wakes `waker` at `deadline_ns`.
+    /// Wakes `waker`'s task at `deadline_ns`.
     #[inline]
-    pub(crate) fn add_timer(&self, deadline_ns: u64, waker: Waker) -> TimerKey {
-        self.state.borrow_mut().timers.insert(deadline_ns.max(self.now.get()), Due::Wake(waker))
+    pub(crate) fn add_timer(&self, deadline_ns: u64, waker: &Waker) -> TimerKey {
+        self.state.borrow_mut().timers.insert(deadline_ns.max(self.now.get()), Due::waking(waker))
     }
 
     /// Points a live timer at another waker.
@@ -266,14 +262,13 @@ impl Executor {
     /// Drops every task and timer (end of run) without holding a borrow
     /// while their destructors run.
     pub(crate) fn shutdown(&self) {
-        let (futs, timers, fired) = {
+        let (futs, timers) = {
             let mut s = self.state.borrow_mut();
             s.ready.clear();
-            (s.tasks.remove_all(), std::mem::take(&mut s.timers), std::mem::take(&mut s.fired))
+            (s.tasks.remove_all(), std::mem::take(&mut s.timers))
         };
         drop(futs);
         drop(timers);
-        drop(fired);
         waker::reset();
     }
 
@@ -346,27 +341,31 @@ impl Executor {
         });
     }
 
-    /// Fires due timers and runs due actions and events one at a time
-    /// (each may schedule timers or wake tasks), then collects the wakes.
+    /// Fires due timers one at a time, in deadline order: a wake, an
+    /// action or a world event each runs with nothing borrowed (it may
+    /// schedule timers or wake tasks); then collects the wakes.
     #[inline]
     fn fire_timers<H: Hooks>(&self, hooks: &H) {
-        let fired = {
-            let mut s = self.state.borrow_mut();
-            let State { timers, fired, .. } = &mut *s;
-            timers.fire_due(self.now.get(), fired)
-        };
-        if fired == 0 {
+        let now = self.now.get();
+        if !self.state.borrow().timers.maybe_due(now) {
             return;
         }
-        self.timers_fired.set(self.timers_fired.get() + fired as u64);
-        trace::set_context(self.now.get(), 0, TaskId::NONE);
+        let mut fired = 0u64;
         loop {
-            let Some(f) = self.state.borrow_mut().fired.pop_front() else { break };
-            match f {
-                Fired::Act(a) => a(),
-                Fired::Event(e) => hooks.event(e),
+            let due = self.state.borrow_mut().timers.pop_due(now);
+            let Some(due) = due else { break };
+            if fired == 0 {
+                trace::set_context(now, 0, TaskId::NONE);
+            }
+            fired += 1;
+            match due {
+                Due::Task(id) => waker::wake_id(id),
+                Due::Wake(w) => w.wake(),
+                Due::Act(a) => a(),
+                Due::Event(e) => hooks.event(e),
             }
         }
+        self.timers_fired.set(self.timers_fired.get() + fired);
         self.collect_wakes(None);
     }
 }

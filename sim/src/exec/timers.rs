@@ -3,10 +3,22 @@
 //! fire in registration order. A timer wakes a task, runs an action, or
 //! hands a world event (a token) back to whoever runs the executor.
 
-use std::collections::VecDeque;
 use std::task::Waker;
 
+use super::TaskId;
+use super::waker;
 use super::wheel::Wheel;
+
+impl Due {
+    /// What waking `w` at the deadline takes.
+    #[inline]
+    pub(crate) fn waking(w: &Waker) -> Due {
+        match waker::task_of(w) {
+            Some(id) => Due::Task(id),
+            None => Due::Wake(w.clone()),
+        }
+    }
+}
 
 const SLOT_BITS: u32 = 24;
 const SLOT_MASK: u128 = (1 << SLOT_BITS) - 1;
@@ -21,20 +33,14 @@ pub struct TimerKey {
 
 /// What a due timer does.
 pub(crate) enum Due {
-    /// Wakes a task.
+    /// Wakes a task of this executor (no waker kept: the id is enough).
+    Task(TaskId),
+    /// Wakes whatever this waker wakes (a combinator's own waker).
     Wake(Waker),
     /// Runs an action.
     Act(Box<dyn FnOnce()>),
     /// Hands this token to the executor's [`Hooks`](super::Hooks): a world
     /// event that needs no allocation (a datagram arriving).
-    Event(u64),
-}
-
-/// A due timer's work that runs once the timers are no longer borrowed.
-pub(crate) enum Fired {
-    /// An action.
-    Act(Box<dyn FnOnce()>),
-    /// A world event.
     Event(u64),
 }
 
@@ -78,11 +84,17 @@ impl Timers {
 
     /// Replaces the waker of a live timer (a future re-polled by another task).
     pub(crate) fn update(&mut self, key: TimerKey, waker: &Waker) {
-        if let Some(Some((seq, Due::Wake(w)))) = self.slots.get_mut(key.slot as usize)
-            && *seq == key.seq
-            && !w.will_wake(waker)
-        {
-            *w = waker.clone();
+        let Some(Some((seq, due))) = self.slots.get_mut(key.slot as usize) else { return };
+        if *seq != key.seq {
+            return;
+        }
+        let same = match (&*due, waker::task_of(waker)) {
+            (Due::Task(a), Some(b)) => a == &b,
+            (Due::Wake(w), _) => w.will_wake(waker),
+            _ => false,
+        };
+        if !same {
+            *due = Due::waking(waker);
         }
     }
 
@@ -118,19 +130,16 @@ impl Timers {
         matches!(&self.slots[slot], Some((s, _)) if *s & SEQ_MASK == seq)
     }
 
-    /// Wakes every timer due at or before `now_ns` and moves due actions
-    /// and events into `out` (to run once the timers are no longer
-    /// borrowed); returns how many fired.
+    /// Whether a timer may be due at `now_ns` (one comparison with a
+    /// bound on the next deadline).
     #[inline]
-    pub(crate) fn fire_due(&mut self, now_ns: u64, out: &mut VecDeque<Fired>) -> usize {
-        if now_ns < self.due_bound {
-            return 0;
-        }
-        self.fire_due_slow(now_ns, out)
+    pub(crate) fn maybe_due(&self, now_ns: u64) -> bool {
+        now_ns >= self.due_bound
     }
 
-    fn fire_due_slow(&mut self, now_ns: u64, out: &mut VecDeque<Fired>) -> usize {
-        let mut fired = 0;
+    /// Removes the next timer due at or before `now_ns` and returns what it
+    /// does; `None` when none is due.
+    pub(crate) fn pop_due(&mut self, now_ns: u64) -> Option<Due> {
         while let Some(key) = self.wheel.pop_due(now_ns) {
             if !self.is_live(key) {
                 continue;
@@ -138,16 +147,11 @@ impl Timers {
             let slot = (key & SLOT_MASK) as u32;
             if let Some((_, due)) = self.slots[slot as usize].take() {
                 self.free.push(slot);
-                match due {
-                    Due::Wake(w) => w.wake(),
-                    Due::Act(a) => out.push_back(Fired::Act(a)),
-                    Due::Event(e) => out.push_back(Fired::Event(e)),
-                }
-                fired += 1;
+                return Some(due);
             }
         }
         self.due_bound = self.wheel.lower_bound();
-        fired
+        None
     }
 
     /// How many timers are live.
@@ -187,12 +191,12 @@ mod tests {
             while let Some(next) = timers.next_deadline() {
                 prop_assert!(next >= now, "deadlines go backwards");
                 now = next;
-                let mut out = VecDeque::new();
-                timers.fire_due(now, &mut out);
-                fired.extend(out.into_iter().map(|f| match f {
-                    Fired::Event(e) => e,
-                    Fired::Act(_) => u64::MAX,
-                }));
+                while let Some(due) = timers.pop_due(now) {
+                    fired.push(match due {
+                        Due::Event(e) => e,
+                        _ => u64::MAX,
+                    });
+                }
             }
             prop_assert_eq!(fired, expected.iter().map(|(_, i)| *i).collect::<Vec<_>>());
             prop_assert_eq!(timers.live(), 0);

@@ -40,6 +40,13 @@ pub(crate) fn waker(id: TaskId) -> Waker {
     unsafe { Waker::from_raw(RawWaker::new(id.word() as usize as *const (), &VTABLE)) }
 }
 
+/// The task a waker of this executor wakes; `None` for any other waker
+/// (a combinator's own), which must then be kept and woken as it is.
+#[inline]
+pub(crate) fn task_of(w: &Waker) -> Option<TaskId> {
+    std::ptr::eq(w.vtable(), &VTABLE).then(|| TaskId::from_word(w.data() as usize as u64))
+}
+
 /// Hands every id woken since the last call to `f`, in order, and
 /// forgets them. `f` must not wake a task (nothing runs user code here).
 #[inline]

@@ -303,7 +303,7 @@ impl NetEnv for SimEnv {
                     rx.reader = Some(cx.waker().clone());
                     drop(rx);
                     // Stale once read or dropped: a wake of nothing.
-                    let _ = env.sim.exec.add_timer(at, cx.waker().clone());
+                    let _ = env.sim.exec.add_timer(at, cx.waker());
                     return Poll::Pending;
                 }
                 if rx.write_closed {
@@ -357,8 +357,7 @@ impl NetEnv for SimEnv {
         d: &'a SimFd,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + 'a {
-        let env = self.clone();
-        std::future::poll_fn(move |cx| env.udp_recv_from(d, buf, cx.waker()))
+        std::future::poll_fn(move |cx| SimEnv::udp_recv_from(d, buf, cx.waker()))
     }
 
     fn listener_into_fd(&self, l: SimFd) -> SimFd {

@@ -78,20 +78,19 @@ pub struct InFlight {
 /// A datagram arrives: queued on the socket bound to its address if the
 /// destination host is up and one is bound, else lost.
 pub(crate) fn deliver(sim: &Simulation, slot: u32) {
-    let target = {
-        let mut w = sim.world.borrow_mut();
-        let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
-        w.in_flight_free.push(slot);
-        let up = w.hosts.get(d.host as usize).is_some_and(|h| h.up);
-        w.udp.get(&addr_key(d.to)).filter(|_| up).cloned().map(|t| (t, d))
-    };
-    if let Some((t, d)) = target {
-        let mut t = t.borrow_mut();
-        if t.open {
-            t.queue.push_back((d.data, d.from));
-            if let Some(w) = t.reader.take() {
-                w.wake();
-            }
+    let mut w = sim.world.borrow_mut();
+    let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
+    w.in_flight_free.push(slot);
+    if !w.hosts.get(d.host as usize).is_some_and(|h| h.up) {
+        return;
+    }
+    let Some(t) = w.udp.get(&addr_key(d.to)) else { return };
+    let mut t = t.borrow_mut();
+    if t.open {
+        t.queue.push_back((d.data, d.from));
+        // Waking only queues the task's id: nothing runs under this borrow.
+        if let Some(r) = t.reader.take() {
+            r.wake();
         }
     }
 }
@@ -105,13 +104,6 @@ pub fn addr_key(a: SocketAddr) -> u64 {
             let ip = u128::from(*v6.ip());
             (1 << 63) | (((ip ^ (ip >> 64)) as u64 & 0x7fff_ffff_ffff) << 16) | u64::from(v6.port())
         }
-    }
-}
-
-fn udp_of(fd: &SimFd) -> io::Result<Rc<RefCell<UdpState>>> {
-    match &fd.desc().kind {
-        DescKind::Udp(u) => Ok(u.clone()),
-        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "fd is not a udp socket")),
     }
 }
 
@@ -174,15 +166,9 @@ impl SimEnv {
     }
 
     /// `NetEnv::recv_from`.
-    pub(super) fn udp_recv_from(
-        &self,
-        d: &SimFd,
-        buf: &mut [u8],
-        waker: &Waker,
-    ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        let u = match udp_of(d) {
-            Ok(u) => u,
-            Err(e) => return Poll::Ready(Err(e)),
+    pub(super) fn udp_recv_from(d: &SimFd, buf: &mut [u8], waker: &Waker) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let DescKind::Udp(u) = &d.desc().kind else {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidInput, "fd is not a udp socket")));
         };
         let mut u = u.borrow_mut();
         match u.queue.pop_front() {
@@ -193,7 +179,9 @@ impl SimEnv {
                 Poll::Ready(Ok((n, from)))
             }
             None => {
-                u.reader = Some(waker.clone());
+                if !u.reader.as_ref().is_some_and(|r| r.will_wake(waker)) {
+                    u.reader = Some(waker.clone());
+                }
                 Poll::Pending
             }
         }
