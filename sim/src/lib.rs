@@ -19,6 +19,7 @@ pub mod models;
 mod panic_hook;
 pub mod plan;
 pub mod record;
+pub mod replay;
 pub mod rng;
 pub mod run;
 pub mod scenario;

@@ -40,8 +40,10 @@ pub struct RunOptions {
     pub tail: bool,
     /// Keeps every hashed event (for `check-determinism`).
     pub dump: bool,
-    /// Forces buggify sites on or off.
+    /// The faults to inject instead of drawing them.
     pub plan: Option<FaultPlan>,
+    /// The file `plan` came from (for the replay line).
+    pub plan_file: Option<std::path::PathBuf>,
     /// Registers the run with the watchdog.
     pub watchdog: bool,
     /// Switches the run hash off (only to measure what hashing costs).
@@ -64,6 +66,8 @@ pub struct RunReport {
     pub coverage: crate::check::Coverage,
     /// The seed and every parameter derived from it.
     pub header: Vec<String>,
+    /// The one-line command that replays this run.
+    pub replay: String,
     /// The last trace lines, if asked for.
     pub tail: Vec<String>,
     /// Every hashed event, if asked for.
@@ -86,8 +90,8 @@ pub struct RunReport {
 pub struct RunShape<'a> {
     /// Scenario name (records, reports).
     pub name: &'a str,
-    /// The command that replays a seed; `{seed}` stands for the seed.
-    pub replay_hint: String,
+    /// What reruns a seed of it (for the replay line).
+    pub replayer: crate::replay::Replayer,
     /// Safety phase length.
     pub duration: Duration,
     /// Liveness phase length.
@@ -102,14 +106,16 @@ pub struct RunShape<'a> {
     pub extra_header: Vec<String>,
 }
 
-/// The command that replays `seed` of `shape` with `mutant`.
-pub fn replay_command(shape: &RunShape<'_>, seed: u64, mutant: Option<&str>) -> String {
-    let mut cmd = shape.replay_hint.replace("{seed}", &seed.to_string());
-    if let Some(m) = mutant {
-        cmd.push_str(" --mutant ");
-        cmd.push_str(m);
+/// The one-line command that replays the run `opts` describes.
+pub fn replay_command(shape: &RunShape<'_>, opts: &RunOptions) -> String {
+    crate::replay::ReplayLine {
+        replayer: &shape.replayer,
+        seed: opts.replay.as_ref().map_or(opts.seed, |r| r.seed),
+        mutant: opts.mutant,
+        scheduler: opts.scheduler,
+        plan_file: opts.plan_file.as_deref(),
     }
-    cmd
+    .to_string()
 }
 
 static EPOCH: AtomicU16 = AtomicU16::new(1);
@@ -141,7 +147,7 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     }
     let shape = RunShape {
         name: &scenario.name,
-        replay_hint: format!("warden-sim run {} --seed {{seed}}", scenario.path.display()),
+        replayer: crate::replay::Replayer::Cli { program: "warden-sim".into(), scenario: scenario.path.clone() },
         duration: scenario.duration,
         liveness: scenario.liveness,
         scheduler: scenario.scheduler,
@@ -202,7 +208,7 @@ fn run_once(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> F
         streams[Stream::Schedule as usize].clear();
         decisions = decisions.replaying(streams);
     }
-    let guard = opts.watchdog.then(|| watchdog::watch(seed, replay_command(shape, seed, opts.mutant)));
+    let guard = opts.watchdog.then(|| watchdog::watch(seed, replay_command(shape, opts)));
     let checks = Checks::new(shape.invariants.clone());
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed);
     let forced = opts.plan.as_ref().map(|p| p.buggify.clone()).unwrap_or_default();
@@ -287,6 +293,7 @@ fn run_once(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> F
     }
     drop(guard);
     RunReport {
+        replay: replay_command(shape, opts),
         seed,
         hash: t.hash,
         failure: checks.failure(),

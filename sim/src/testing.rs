@@ -41,6 +41,22 @@ pub fn seeds() -> Vec<u64> {
     (0..n).collect()
 }
 
+/// How `cargo test` reruns the current test: its package, its test
+/// target (the test binary's name without cargo's hash) and its full name
+/// (libtest names the test's thread after it).
+fn cargo_test_replayer(fallback: &str) -> crate::replay::Replayer {
+    #[allow(clippy::disallowed_methods)] // the test harness's own process
+    let package = std::env::var("CARGO_PKG_NAME").ok();
+    #[allow(clippy::disallowed_methods)]
+    let target = std::env::current_exe().ok().and_then(|p| {
+        let stem = p.file_stem()?.to_string_lossy().into_owned();
+        let (name, hash) = stem.rsplit_once('-')?;
+        hash.chars().all(|c| c.is_ascii_hexdigit()).then(|| name.to_owned())
+    });
+    let test = std::thread::current().name().filter(|n| *n != "main").unwrap_or(fallback).to_owned();
+    crate::replay::Replayer::CargoTest { package, target, test }
+}
+
 fn fail_with(report: &RunReport, replay: &str) -> ! {
     let f = report.failure.as_ref().map_or_else(|| "no failure".to_owned(), ToString::to_string);
     let mut msg = format!("sim test failed at seed {}: {f}\nreplay: {replay}\n", report.seed);
@@ -99,7 +115,7 @@ where
 {
     let shape = RunShape {
         name,
-        replay_hint: format!("SIM_SEED={{seed}} cargo test {name}"),
+        replayer: cargo_test_replayer(name),
         duration: limit,
         liveness: Duration::ZERO,
         scheduler: SchedulerKind::Random,
@@ -127,7 +143,7 @@ where
             })
         });
         if report.failure.is_some() {
-            fail_with(&report, &crate::run::replay_command(&shape, seed, None));
+            fail_with(&report, &report.replay);
         }
     }
 }

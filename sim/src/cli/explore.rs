@@ -79,8 +79,15 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, ExitCode> {
         failed += sweep.failed;
         if let Some((s, f)) = &sweep.first_failure {
             first = Some(first.map_or(*s, |x| x.min(*s)));
-            let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-            println!("{}: seed {s} failed: {f}\n  replay: warden-sim run {} --seed {s}{m}", sc.name, sc.path.display());
+            let replayer = crate::replay::Replayer::Cli { program: "warden-sim".into(), scenario: sc.path.clone() };
+            let line = crate::replay::ReplayLine {
+                replayer: &replayer,
+                seed: *s,
+                mutant,
+                scheduler: opts.scheduler,
+                plan_file: None,
+            };
+            println!("{}: seed {s} failed: {f}\n  replay: {line}", sc.name);
         }
         for u in &sweep.unconfirmed {
             println!("{}: seed {u} fails with and without the mutant: not counted as a catch", sc.name);

@@ -28,7 +28,8 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
     let replay = replay.map(|(_, r)| r);
     let mutant_name = mutant.or_else(|| replay.as_ref().and_then(|r| r.mutant.clone()));
     let mutant = mutant_arg(mutant_name)?;
-    let plan = plan.map(|p| FaultPlan::load(&p)).transpose().map_err(usage)?;
+    let plan_file = plan;
+    let plan = plan_file.as_ref().map(|p| FaultPlan::load(p)).transpose().map_err(usage)?;
     let opts = RunOptions {
         seed,
         mutant,
@@ -38,6 +39,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
         tail: true,
         dump: dump.is_some(),
         plan,
+        plan_file,
         watchdog: true,
         no_hash: false,
         event_budget: None,
@@ -78,8 +80,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
             for l in &report.tail {
                 println!("  {l}");
             }
-            let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-            println!("replay: warden-sim run {} --seed {}{m}", path.display(), report.seed);
+            println!("replay: {}", report.replay);
             ExitCode::from(f.class.exit_code() as u8)
         }
     };
