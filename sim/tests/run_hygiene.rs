@@ -15,7 +15,7 @@ use warden_sim::{SimEnv, scenario};
 fn shape(name: &str) -> RunShape<'_> {
     RunShape {
         name,
-        replay_hint: String::new(),
+        replayer: warden_sim::replay::Replayer::CargoTest { package: None, target: None, test: name.to_owned() },
         duration: Duration::from_secs(1),
         liveness: Duration::ZERO,
         scheduler: SchedulerKind::Random,
