@@ -126,6 +126,10 @@ fn crash_host_at(sim: &Rc<Simulation>, at_ns: u64, c: &HostCrash) {
 fn partition(sim: &Simulation, p: &Partition) {
     let from = p.at_ms * 1_000_000;
     sim.world.borrow_mut().net.partitions.push((p.a, p.b, from, from + p.for_ms * 1_000_000));
+    crate::trace::with_export(|t, _, _| {
+        let text = format!("partition between hosts {} and {} for {} ms", p.a, p.b, p.for_ms);
+        t.instant(Some(p.a), 0, "fault", &text, from);
+    });
 }
 
 /// Applies the scenario's rates to the world, before the model starts (so

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub watchdog: bool,
     /// Switches the run hash off (only to measure what hashing costs).
     pub no_hash: bool,
+    /// Exports the run as a Chrome trace (`run --trace`).
+    pub chrome_trace: bool,
     /// The most polls plus timer events the run may take (`None`:
     /// [`EVENT_BUDGET`](crate::exec::EVENT_BUDGET)).
     pub event_budget: Option<u64>,
@@ -72,6 +74,8 @@ pub struct RunReport {
     pub tail: Vec<String>,
     /// Every hashed event, if asked for.
     pub dump: Vec<String>,
+    /// The run as Chrome trace-event JSON, if asked for.
+    pub chrome_trace: Option<String>,
     /// Every decision, if asked for.
     pub record: Option<Record>,
     /// Scheduling steps taken.
@@ -167,9 +171,10 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
 /// fixed default would put the change points past the end of short runs.
 pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> FinalCheck) -> RunReport {
     let kind = opts.scheduler.unwrap_or(shape.scheduler);
-    let SchedulerKind::Pct { depth, steps: None } = kind else { return run_once(shape, opts, start) };
+    let line = replay_command(shape, opts);
+    let SchedulerKind::Pct { depth, steps: None } = kind else { return run_once(shape, opts, start, line) };
     if opts.replay.is_some() {
-        return run_once(shape, opts, start);
+        return run_once(shape, opts, start, line);
     }
     let measure = RunOptions {
         seed: opts.seed,
@@ -180,16 +185,22 @@ pub fn run(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> Fi
         no_hash: true,
         ..RunOptions::default()
     };
-    let k = run_once(shape, &measure, start).steps.max(1);
+    let k = run_once(shape, &measure, start, line.clone()).steps.max(1);
     let opts = RunOptions { scheduler: Some(SchedulerKind::Pct { depth, steps: Some(k) }), ..opts.clone() };
-    let mut report = run_once(shape, &opts, start);
+    let mut report = run_once(shape, &opts, start, line);
     report.header.push(format!("pct steps: {k}, the length of this seed's run with no change point"));
     report
 }
 
-fn run_once(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> FinalCheck) -> RunReport {
+/// One run; `replay` is the command line that reproduces it.
+fn run_once(
+    shape: &RunShape<'_>,
+    opts: &RunOptions,
+    start: &dyn Fn(&World) -> FinalCheck,
+    replay: String,
+) -> RunReport {
     let seed = opts.replay.as_ref().map_or(opts.seed, |r| r.seed);
-    trace::begin_run(!opts.no_hash, opts.tail, opts.dump);
+    trace::begin_run(trace::Keep { hash: !opts.no_hash, tail: opts.tail, dump: opts.dump, chrome: opts.chrome_trace });
     panic_hook::begin_quiet();
 
     // Swarm parameters: derived from the seed, printed first.
@@ -208,7 +219,7 @@ fn run_once(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> F
         streams[Stream::Schedule as usize].clear();
         decisions = decisions.replaying(streams);
     }
-    let guard = opts.watchdog.then(|| watchdog::watch(seed, replay_command(shape, opts)));
+    let guard = opts.watchdog.then(|| watchdog::watch(seed, replay.clone()));
     let checks = Checks::new(shape.invariants.clone());
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed);
     let forced = opts.plan.as_ref().map(|p| p.buggify.clone()).unwrap_or_default();
@@ -287,13 +298,13 @@ fn run_once(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> F
     sim.shutdown();
     drop(world);
     leak_check(sim, &checks);
-    let t = trace::end_run();
+    let t = trace::end_run(checks.failure().map(|f| f.to_string()));
     for p in panic_hook::end_quiet() {
         notes.push(format!("panicked: {p}"));
     }
     drop(guard);
     RunReport {
-        replay: replay_command(shape, opts),
+        replay,
         seed,
         hash: t.hash,
         failure: checks.failure(),
@@ -301,6 +312,7 @@ fn run_once(shape: &RunShape<'_>, opts: &RunOptions, start: &dyn Fn(&World) -> F
         header,
         tail: t.tail,
         dump: t.dump,
+        chrome_trace: t.chrome,
         record: recorded.map(|streams| Record {
             seed,
             scenario: shape.name.to_owned(),

@@ -73,6 +73,12 @@ pub(crate) struct RunArgs {
     /// Overrides the scenario's scheduler.
     #[arg(long, value_enum)]
     sched: Option<Sched>,
+    /// Writes the run as Chrome trace-event JSON to FILE (open it in
+    /// Perfetto's UI, ui.perfetto.dev): a track per simulated process,
+    /// polls and spans as slices, messages as flows, faults and the
+    /// failing invariant as instants.
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
     /// Writes every hashed event to FILE (used by check-determinism).
     #[arg(long, hide = true)]
     dump_events: Option<PathBuf>,

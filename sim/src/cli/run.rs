@@ -10,7 +10,8 @@ use crate::record::Record;
 use crate::run::{RunOptions, run_scenario};
 
 pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
-    let RunArgs { scenario, seed, mutant, plan, record, save_plan, replay, sched, dump_events: dump, warm_up } = args;
+    let RunArgs { scenario, seed, mutant, plan, record, save_plan, replay, sched, dump_events: dump, warm_up, trace } =
+        args;
     let path = scenario.as_path();
     let sc = load(path)?;
     let replay = replay.map(|p| Record::load(&p).map(|r| (p, r))).transpose().map_err(usage)?;
@@ -42,6 +43,7 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
         plan_file,
         watchdog: true,
         no_hash: false,
+        chrome_trace: trace.is_some(),
         event_budget: None,
     };
     for other in 1..=warm_up {
@@ -68,6 +70,10 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, ExitCode> {
     if let Some(p) = &save_plan {
         std::fs::write(p, report.plan.to_toml()).map_err(|e| usage(format!("{}: {e}", p.display())))?;
         println!("plan: {} ({} buggify sites)", p.display(), report.plan.buggify.len());
+    }
+    if let (Some(p), Some(json)) = (&trace, &report.chrome_trace) {
+        std::fs::write(p, json).map_err(|e| usage(format!("{}: {e}", p.display())))?;
+        println!("trace: {} (Chrome trace-event JSON; open it in ui.perfetto.dev)", p.display());
     }
     if let Some(p) = &dump {
         std::fs::write(p, report.dump.join("\n")).map_err(|e| usage(format!("{}: {e}", p.display())))?;

@@ -30,7 +30,7 @@ impl Executor {
         let now = self.now.get();
         let step = self.steps.get();
         self.steps.set(step + 1);
-        let (id, mut fut, group) = {
+        let (id, mut fut, group, name) = {
             let mut s = self.state.borrow_mut();
             let State { tasks, ready, groups, scheduler, .. } = &mut *s;
             let i = if ready.len() == 1 { 0 } else { scheduler.pick(ready, step) };
@@ -51,8 +51,9 @@ impl Executor {
             }
             let Some(fut) = t.fut.take() else { return };
             let group = t.group;
+            let name = trace::exporting().then(|| t.name.to_string());
             groups.count_poll(group, (now / 1_000_000_000) as usize);
-            (id, fut, group)
+            (id, fut, group, name)
         };
         let polls = self.polls.get() + 1;
         self.polls.set(polls);
@@ -76,6 +77,9 @@ impl Executor {
         self.current.set(TaskId::NONE);
         trace::set_context(self.now.get(), 0, TaskId::NONE);
         let cost = self.poll_cost(hooks);
+        if let Some(name) = name {
+            trace::with_export(|t, _, _| t.poll(group, &name, now, cost));
+        }
         {
             let mut s = self.state.borrow_mut();
             if s.groups.is_dead(group) {

@@ -12,23 +12,20 @@
 //! ids or the seed. Fields are hashed as they stream; text is only
 //! formatted when a tail or an event dump was asked for.
 
+mod chrome;
+mod forward;
 mod hash;
 mod kind;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::fmt::Write as _;
-use std::sync::Once;
 
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Event, Metadata, Subscriber};
-
+pub use forward::install;
 pub use hash::{HashWriter, RunHasher};
 pub use kind::Kind;
 
 use crate::exec::TaskId;
+use chrome::ChromeTrace;
 
 /// How many formatted events a failure report shows.
 pub const TAIL_LINES: usize = 40;
@@ -49,6 +46,9 @@ struct RunLocal {
     task: Cell<TaskId>,
     formatting: Cell<bool>,
     capture: RefCell<Capture>,
+    /// The Chrome trace being exported, if asked for.
+    export: RefCell<Option<ChromeTrace>>,
+    exporting: Cell<bool>,
 }
 
 thread_local! {
@@ -63,14 +63,30 @@ thread_local! {
             task: Cell::new(TaskId::NONE),
             formatting: Cell::new(false),
             capture: RefCell::new(Capture { tail: None, dump: None }),
+            export: RefCell::new(None),
+            exporting: Cell::new(false),
         }
     };
+}
+
+/// What a run keeps of its events besides the hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keep {
+    /// Hash the events (off only to measure what hashing costs).
+    pub hash: bool,
+    /// The last formatted events, for a failure report.
+    pub tail: bool,
+    /// Every event with the hash after it (check-determinism).
+    pub dump: bool,
+    /// A Chrome trace of the run (`run --trace`).
+    pub chrome: bool,
 }
 
 /// Starts a run on this thread: resets the hash and chooses what to keep.
 /// With `hash` off (benchmarks of the features' cost only) nothing is
 /// hashed or kept.
-pub fn begin_run(hash: bool, tail: bool, dump: bool) {
+pub fn begin_run(keep: Keep) {
+    let Keep { hash, tail, dump, chrome } = keep;
     install();
     RUN.with(|r| {
         r.active.set(hash);
@@ -79,8 +95,10 @@ pub fn begin_run(hash: bool, tail: bool, dump: bool) {
         r.now_ns.set(0);
         r.pid.set(0);
         r.task.set(TaskId::NONE);
-        r.formatting.set(tail || dump);
+        r.formatting.set(tail || dump || chrome);
         *r.capture.borrow_mut() = Capture { tail: tail.then(VecDeque::new), dump: dump.then(Vec::new) };
+        *r.export.borrow_mut() = chrome.then(ChromeTrace::default);
+        r.exporting.set(chrome);
     });
 }
 
@@ -94,20 +112,44 @@ pub struct RunTrace {
     pub tail: Vec<String>,
     /// Every hashed event with the hash after it, if asked for.
     pub dump: Vec<String>,
+    /// The Chrome trace JSON, if asked for.
+    pub chrome: Option<String>,
 }
 
-/// Ends the run on this thread.
-pub fn end_run() -> RunTrace {
+/// Ends the run on this thread; `failure` ends the Chrome trace.
+pub fn end_run(failure: Option<String>) -> RunTrace {
     RUN.with(|r| {
         r.active.set(false);
         r.formatting.set(false);
+        r.exporting.set(false);
         let cap = std::mem::take(&mut *r.capture.borrow_mut());
+        let chrome = r.export.borrow_mut().take().map(|t| t.finish(failure));
         RunTrace {
             hash: r.hash.get().finish(),
             events: r.events.get(),
             tail: cap.tail.map(Vec::from).unwrap_or_default(),
             dump: cap.dump.unwrap_or_default(),
+            chrome,
         }
+    })
+}
+
+/// Whether a Chrome trace is being exported (callers skip building what
+/// it needs otherwise).
+#[inline]
+pub fn exporting() -> bool {
+    RUN.with(|r| r.exporting.get())
+}
+
+/// Runs `f` on the Chrome trace being exported, with the current virtual
+/// time and process.
+pub(crate) fn with_export<T>(f: impl FnOnce(&mut ChromeTrace, u64, u32) -> T) -> Option<T> {
+    RUN.with(|r| {
+        if !r.exporting.get() {
+            return None;
+        }
+        let mut e = r.export.borrow_mut();
+        e.as_mut().map(|t| f(t, r.now_ns.get(), r.pid.get()))
     })
 }
 
@@ -142,10 +184,28 @@ pub fn sim_event(kind: Kind, a: u64, b: u64, describe: impl FnOnce() -> String) 
         r.hash.set(h);
         r.events.set(r.events.get() + 1);
         if r.formatting.get() {
-            let line = format!("{} {}", prefix(r), describe());
+            let text = describe();
+            if r.exporting.get() {
+                export_sim_event(r, kind, a, &text);
+            }
+            let line = format!("{} {text}", prefix(r));
             keep(r, line, h.finish());
         }
     });
+}
+
+/// The simulator events a Chrome trace shows as instants: faults and the
+/// ends of processes.
+fn export_sim_event(r: &RunLocal, kind: Kind, a: u64, text: &str) {
+    let (host, proc, cat) = match kind {
+        Kind::HostCrash | Kind::HostBoot => (Some(a as u32), 0, "fault"),
+        Kind::Exit | Kind::Signal => (None, a as u32, "process"),
+        Kind::CrashPoint | Kind::Partition | Kind::Buggify => (None, r.pid.get(), "fault"),
+        Kind::Spawn | Kind::Poll | Kind::Start => return,
+    };
+    if let Some(t) = r.export.borrow_mut().as_mut() {
+        t.instant(host, proc, cat, text, r.now_ns.get());
+    }
 }
 
 fn prefix(r: &RunLocal) -> String {
@@ -175,96 +235,4 @@ fn keep(r: &RunLocal, line: String, hash: u64) {
         }
         tail.push_back(line);
     }
-}
-
-/// Installs the forwarding subscriber once per OS process.
-pub fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if tracing::subscriber::set_global_default(Forwarder).is_err() {
-            eprintln!("warden-sim: another global tracing subscriber is installed; application events are not hashed");
-        }
-    });
-}
-
-/// The global subscriber: forwards to the thread's run, if any.
-struct Forwarder;
-
-struct FieldHasher<'a> {
-    hash: &'a mut RunHasher,
-    text: Option<&'a mut String>,
-}
-
-impl Visit for FieldHasher<'_> {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.hash.bytes(field.name().as_bytes());
-        self.hash.word(value);
-        if let Some(t) = &mut self.text {
-            let _ = write!(t, " {}={}", field.name(), value);
-        }
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record_u64(field, value as u64);
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.record_u64(field, u64::from(value));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.hash.bytes(field.name().as_bytes());
-        self.hash.bytes(value.as_bytes());
-        if let Some(t) = &mut self.text {
-            let _ = write!(t, " {}={:?}", field.name(), value);
-        }
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.hash.bytes(field.name().as_bytes());
-        let _ = write!(HashWriter(self.hash), "{value:?}");
-        if let Some(t) = &mut self.text {
-            if field.name() == "message" {
-                let _ = write!(t, " {value:?}");
-            } else {
-                let _ = write!(t, " {}={:?}", field.name(), value);
-            }
-        }
-    }
-}
-
-impl Subscriber for Forwarder {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        Interest::sometimes()
-    }
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        RUN.with(|r| r.active.get())
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        // Span ids are never hashed: they depend on allocation order
-        // across runs on the same thread.
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        RUN.with(|r| {
-            if !r.active.get() {
-                return;
-            }
-            let meta = event.metadata();
-            let mut h = r.hash.get();
-            h.word(0xe7e7);
-            h.word(r.now_ns.get());
-            h.word(u64::from(r.pid.get()));
-            h.word(r.task.get().key());
-            h.bytes(meta.target().as_bytes());
-            h.word(u64::from(meta.line().unwrap_or(0)));
-            let mut text = r.formatting.get().then(|| format!("{} {:<5} {}:", prefix(r), meta.level(), meta.target()));
-            event.record(&mut FieldHasher { hash: &mut h, text: text.as_mut() });
-            r.hash.set(h);
-            r.events.set(r.events.get() + 1);
-            if let Some(line) = text {
-                keep(r, line, h.finish());
-            }
-        });
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
 }

@@ -264,7 +264,9 @@ impl NetEnv for SimEnv {
             let ready_at = ready_at.max(tx.last_ready_at);
             tx.last_ready_at = ready_at;
             let fds: Vec<Rc<Desc>> = fds.into_iter().filter_map(SimFd::transfer).collect();
-            tx.chunks.push_back(Chunk { data: buf.to_vec(), pos: 0, fds, ready_at });
+            let what = if end.route.unix { "unix" } else { "tcp" };
+            let flow = crate::trace::with_export(|t, now, proc| t.send(proc, what, now)).unwrap_or(0);
+            tx.chunks.push_back(Chunk { data: buf.to_vec(), pos: 0, fds, ready_at, flow });
             tx.wake_reader();
             Ok(())
         }
@@ -322,6 +324,11 @@ impl NetEnv for SimEnv {
                     break;
                 };
                 fds.append(&mut c.fds);
+                if c.flow != 0 {
+                    let (flow, what, proc) = (c.flow, if end.route.unix { "unix" } else { "tcp" }, env.proc);
+                    crate::trace::with_export(|t, now, _| t.receive(flow, proc, what, now, true));
+                    c.flow = 0;
+                }
                 let take = (n - got).min(c.data.len() - c.pos);
                 buf[got..got + take].copy_from_slice(&c.data[c.pos..c.pos + take]);
                 c.pos += take;

@@ -85,6 +85,7 @@ pub(crate) fn start_process(sim: &Rc<Simulation>, launch: Launch) -> io::Result<
     trace::sim_event(Kind::Start, u64::from(proc), u64::from(host), || {
         format!("start {program:?} as proc {proc} on host {host}")
     });
+    name_track(sim, proc, host, program);
     let k = Rc::downgrade(sim);
     let fut = main(env, args);
     sim.exec.spawn(
@@ -103,9 +104,27 @@ pub(crate) fn start_process(sim: &Rc<Simulation>, launch: Launch) -> io::Result<
 
 /// Creates a process with no program (a model's own process).
 pub(crate) fn bare_process(sim: &Rc<Simulation>, host: u32, name: &str) -> u32 {
-    let mut w = sim.world.borrow_mut();
-    let pid = w.alloc_pid(host).unwrap_or(1);
-    w.insert_proc(Proc::new(host, pid, name))
+    let proc = {
+        let mut w = sim.world.borrow_mut();
+        let pid = w.alloc_pid(host).unwrap_or(1);
+        w.insert_proc(Proc::new(host, pid, name))
+    };
+    name_track(sim, proc, host, name);
+    proc
+}
+
+/// Names process `proc`'s track (and its host's) in a Chrome trace.
+fn name_track(sim: &Simulation, proc: u32, host: u32, program: &str) {
+    if !trace::exporting() {
+        return;
+    }
+    let (host_label, label) = {
+        let w = sim.world.borrow();
+        let Some(h) = w.hosts.get(host as usize) else { return };
+        let pid = w.procs.get(&proc).map_or(0, |p| p.pid);
+        (format!("host {host}: {} ({})", h.name, h.ip), format!("{program} (pid {pid}, proc {proc})"))
+    };
+    trace::with_export(|t, _, _| t.process(proc, host, &host_label, label));
 }
 
 /// Ends process `proc` with `status`: its tasks are discarded after the

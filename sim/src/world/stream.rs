@@ -21,6 +21,8 @@ pub struct Chunk {
     pub fds: Vec<Rc<Desc>>,
     /// Virtual time the bytes can be read.
     pub ready_at: u64,
+    /// Its flow in a Chrome trace (0: none, or already drawn).
+    pub flow: u64,
 }
 
 impl Drop for Chunk {

@@ -14,6 +14,7 @@ use super::handles::SimFd;
 use crate::env::SimEnv;
 use crate::rng::{Stream, below, unit};
 use crate::simulation::Simulation;
+use crate::trace;
 
 /// A bound UDP socket.
 pub struct UdpState {
@@ -25,6 +26,8 @@ pub struct UdpState {
     pub queue: VecDeque<(Payload, SocketAddr)>,
     /// The task waiting in recv.
     pub reader: Option<Waker>,
+    /// The process that bound it (a Chrome trace draws arrivals there).
+    pub owner: u32,
 }
 
 /// Datagram bytes: small ones (the common case) held inline.
@@ -73,6 +76,8 @@ pub struct InFlight {
     pub host: u32,
     /// The bytes.
     pub data: Payload,
+    /// Its flow in a Chrome trace (0: none).
+    pub flow: u64,
 }
 
 /// A datagram arrives: queued on the socket bound to its address if the
@@ -87,6 +92,10 @@ pub(crate) fn deliver(sim: &Simulation, slot: u32) {
     let Some(t) = w.udp.get(&addr_key(d.to)) else { return };
     let mut t = t.borrow_mut();
     if t.open {
+        if d.flow != 0 {
+            let owner = t.owner;
+            trace::with_export(|tr, now, _| tr.receive(d.flow, owner, "udp", now, false));
+        }
         t.queue.push_back((d.data, d.from));
         // Waking only queues the task's id: nothing runs under this borrow.
         if let Some(r) = t.reader.take() {
@@ -119,7 +128,13 @@ impl SimEnv {
         if w.udp.get(&addr_key(bound)).is_some_and(|u| u.borrow().open) {
             return Err(io::Error::new(io::ErrorKind::AddrInUse, "address in use"));
         }
-        let state = Rc::new(RefCell::new(UdpState { addr: bound, open: true, queue: VecDeque::new(), reader: None }));
+        let state = Rc::new(RefCell::new(UdpState {
+            addr: bound,
+            open: true,
+            queue: VecDeque::new(),
+            reader: None,
+            owner: self.proc,
+        }));
         w.udp.insert(addr_key(bound), state.clone());
         drop(w);
         Ok(SimFd::register(&self.sim, self.proc, Desc::new(DescKind::Udp(state))))
@@ -149,7 +164,8 @@ impl SimEnv {
         let (lo, hi) = w.net.latency_range(remote == self.host);
         let at = now + lo + below(decisions.draw(Stream::Network), hi.saturating_sub(lo) + 1);
         drop(decisions);
-        let flight = InFlight { to, from, host: remote, data: Payload::new(buf) };
+        let flow = trace::with_export(|t, now, proc| t.send(proc, "udp", now)).unwrap_or(0);
+        let flight = InFlight { to, from, host: remote, data: Payload::new(buf), flow };
         let slot = match w.in_flight_free.pop() {
             Some(s) => {
                 w.in_flight[s as usize] = Some(flight);
