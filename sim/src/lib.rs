@@ -24,6 +24,7 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod sched;
+pub mod shrink;
 mod simulation;
 mod switches;
 pub mod testing;

@@ -9,6 +9,7 @@ mod explore;
 mod list;
 mod progress;
 mod run;
+mod shrink;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -122,6 +123,24 @@ pub(crate) struct ExploreArgs {
     no_hash: bool,
 }
 
+#[derive(clap::Args)]
+pub(crate) struct ShrinkArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The failing seed.
+    #[arg(long)]
+    seed: u64,
+    /// The mutant the seed fails with.
+    #[arg(long)]
+    mutant: Option<String>,
+    /// Overrides the scenario's scheduler.
+    #[arg(long, value_enum)]
+    sched: Option<Sched>,
+    /// Where to write the smallest plan (for `run --plan`).
+    #[arg(short = 'o', long = "output", value_name = "PLAN")]
+    output: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs one seed of a scenario; the last line is
@@ -129,6 +148,11 @@ enum Cmd {
     Run(RunArgs),
     /// Runs many seeds of a scenario, or of every scenario in a directory.
     Explore(ExploreArgs),
+    /// Shrinks a failing seed's faults: removes and shortens them while the
+    /// run still fails the same way (class and invariant), writes the
+    /// smallest plan and prints `shrunk: F faults -> G faults, still fails
+    /// <class> <invariant>`.
+    Shrink(ShrinkArgs),
     /// Runs each seed in two OS processes and compares the hashes.
     CheckDeterminism {
         /// The scenario file.
@@ -219,6 +243,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Run(args) => run::cmd_run(args),
         Cmd::Explore(args) => explore::cmd_explore(args),
+        Cmd::Shrink(args) => shrink::cmd_shrink(args),
         Cmd::CheckDeterminism { scenario, seeds, start_seed, mutant } => {
             determinism::cmd_determinism(&scenario, seeds, start_seed, mutant)
         }
