@@ -8,6 +8,7 @@
 #![deny(missing_docs, unreachable_pub)]
 
 pub mod check;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod determinism;
 pub mod env;

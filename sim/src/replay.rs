@@ -6,8 +6,24 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use crate::sched::SchedulerKind;
+
+/// The name the command line was started as: a process-wide setting of
+/// the CLI edge, outside any run.
+static PROGRAM: OnceLock<String> = OnceLock::new();
+
+/// Records the CLI's program name (once; later calls do nothing).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) fn set_program_name(name: String) {
+    let _ = PROGRAM.set(name);
+}
+
+/// The program replay lines name: the running CLI, or `warden-sim`.
+pub fn program_name() -> &'static str {
+    PROGRAM.get().map_or("warden-sim", String::as_str)
+}
 
 /// What reruns a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

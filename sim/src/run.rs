@@ -151,7 +151,10 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     }
     let shape = RunShape {
         name: &scenario.name,
-        replayer: crate::replay::Replayer::Cli { program: "warden-sim".into(), scenario: scenario.path.clone() },
+        replayer: crate::replay::Replayer::Cli {
+            program: crate::replay::program_name().into(),
+            scenario: scenario.path.clone(),
+        },
         duration: scenario.duration,
         liveness: scenario.liveness,
         scheduler: scenario.scheduler,

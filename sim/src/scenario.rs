@@ -102,18 +102,28 @@ pub const MAX_PCT_STEPS: u64 = 1_000_000_000;
 /// Default length of the fault-free liveness phase.
 pub const DEFAULT_LIVENESS: Duration = Duration::from_secs(30);
 
-/// Reads and validates a scenario file.
+/// Reads and validates a scenario file naming one of warden's own models.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    parse(path, &crate::input::read(path)?)
+    load_in(path, models::Catalog::builtin())
 }
 
-/// Validates scenario `text` read from `path`.
+/// Reads and validates a scenario file naming a model of `catalog`.
+pub fn load_in(path: &Path, catalog: models::Catalog) -> Result<Scenario, ScenarioError> {
+    parse_in(path, &crate::input::read(path)?, catalog)
+}
+
+/// Validates scenario `text` read from `path` (warden's own models).
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    parse_in(path, text, models::Catalog::builtin())
+}
+
+/// Validates scenario `text` read from `path`, naming a model of `catalog`.
+pub fn parse_in(path: &Path, text: &str, catalog: models::Catalog) -> Result<Scenario, ScenarioError> {
     let err = |span: Range<usize>, message: String| ScenarioError::at(path, text, span, message);
     let raw: Raw = toml::from_str(text).map_err(|e| ScenarioError::toml(path, text, &e))?;
 
-    let model = models::find(raw.model.get_ref()).ok_or_else(|| {
-        let names: Vec<_> = models::all().iter().map(|m| m.spec().name).collect();
+    let model = catalog.find(raw.model.get_ref()).ok_or_else(|| {
+        let names: Vec<_> = catalog.models().iter().map(|m| m.spec().name).collect();
         err(raw.model.span(), format!("unknown model {:?} (known: {})", raw.model.get_ref(), names.join(", ")))
     })?;
     let spec = model.spec();

@@ -3,7 +3,7 @@
 
 use warden::env::{buggify, crash, mutants};
 
-use crate::{models, trace};
+use crate::trace;
 
 /// What to print: everything, or one kind of name per line.
 pub(super) enum Only {
@@ -38,7 +38,7 @@ pub(super) fn cmd_list(only: Only) {
         return;
     }
     trace::install();
-    for m in models::all() {
+    for m in super::catalog().models() {
         let s = m.spec();
         println!("model {}: {}", s.name, s.about);
         println!("  invariants: {}", s.invariants.join(", "));

@@ -14,9 +14,12 @@ mod shrink;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::OnceLock;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use warden::env::mutants;
 
+use crate::models::Catalog;
 use crate::scenario::{self, Scenario};
 use crate::sched::{PCT_DEFAULT_DEPTH, SchedulerKind};
 use crate::watchdog;
@@ -232,12 +235,34 @@ pub(crate) fn sched_arg(s: Option<Sched>, scenario: &Scenario) -> Option<Schedul
     })
 }
 
-pub(crate) fn load(path: &Path) -> Result<Scenario, ExitCode> {
-    scenario::load(path).map_err(usage)
+/// The models this CLI's scenario files may name, and its program name
+/// (for replay lines). Set once by [`main_with`]: the CLI is a process's
+/// edge, outside any simulated run.
+static CATALOG: OnceLock<Catalog> = OnceLock::new();
+
+pub(crate) fn catalog() -> Catalog {
+    CATALOG.get().copied().unwrap_or_else(Catalog::builtin)
 }
 
-/// Runs the `warden-sim` command line with this process's arguments.
+pub(crate) fn load(path: &Path) -> Result<Scenario, ExitCode> {
+    scenario::load_in(path, catalog()).map_err(usage)
+}
+
+/// Runs the `warden-sim` command line on warden's own models.
 pub fn main() -> ExitCode {
+    main_with(Catalog::builtin())
+}
+
+/// Runs the whole command line (`run`, `explore`, `check-determinism`,
+/// `shrink`, `list`) on a project's own models: a project's small binary
+/// is `fn main() -> ExitCode { warden_sim::cli::main_with(Catalog(&[&MyModel])) }`.
+pub fn main_with(models: Catalog) -> ExitCode {
+    let _ = CATALOG.set(models);
+    let program = std::env::args_os()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "warden-sim".to_owned());
+    crate::replay::set_program_name(program);
     let cli = Cli::parse();
     watchdog::set_limit(cli.watchdog_secs);
     let result = match cli.command {

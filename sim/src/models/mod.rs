@@ -64,7 +64,29 @@ pub trait Model: Sync {
     fn start(&self, world: &World, params: &Params) -> FinalCheck;
 }
 
-/// Every model, by name.
+/// A set of models scenario files can name: warden's own
+/// ([`Catalog::builtin`]), or a project's ([`crate::cli::main_with`]).
+#[derive(Clone, Copy)]
+pub struct Catalog(pub &'static [&'static dyn Model]);
+
+impl Catalog {
+    /// warden's own models.
+    pub fn builtin() -> Catalog {
+        Catalog(all())
+    }
+
+    /// The model called `name`.
+    pub fn find(&self, name: &str) -> Option<&'static dyn Model> {
+        self.0.iter().copied().find(|m| m.spec().name == name)
+    }
+
+    /// Every model.
+    pub fn models(&self) -> &'static [&'static dyn Model] {
+        self.0
+    }
+}
+
+/// Every model of warden's own, by name.
 pub fn all() -> &'static [&'static dyn Model] {
     &[
         &selftest_lost_update::LostUpdate,
@@ -82,11 +104,6 @@ pub fn all() -> &'static [&'static dyn Model] {
         &supervisor_recover::Recover,
         &supervisor_lifecycle::Lifecycle,
     ]
-}
-
-/// The model called `name`.
-pub fn find(name: &str) -> Option<&'static dyn Model> {
-    all().iter().copied().find(|m| m.spec().name == name)
 }
 
 /// Validated parameters: the scenario's values over the model's defaults.
