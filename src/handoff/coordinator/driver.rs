@@ -358,7 +358,7 @@ impl<E: Env> Driver<E> {
         if let (Some(id), Some((old_id, old))) = (frame.id(), slot.earlier.clone())
             && id != old_id
             && !id.is_none()
-            && buggify!(self.env)
+            && buggify!(self.env, "handoff.s.late_frame")
         {
             let (env, s) = (self.env.clone(), stream.clone());
             let delay = self.env.random_duration(self.setup.config.deadline);
