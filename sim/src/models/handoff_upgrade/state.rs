@@ -1,0 +1,155 @@
+//! What the handoff model's programs report, and the checkers that read it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use warden::handoff::journal::Record;
+
+use super::super::WorldHandle;
+use crate::check::Checks;
+
+/// The service host (S, O and N run there).
+pub(super) const SVC_HOST: u32 = 1;
+
+/// One generation of the service, as the model sees it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct GenInfo {
+    pub(super) token: String,
+    pub(super) accepting: bool,
+    pub(super) exited_cleanly: bool,
+    pub(super) reported_unhealthy: bool,
+}
+
+/// Shared by every program of one run.
+pub(super) struct Shared {
+    pub(super) checks: Checks,
+    pub(super) world: WorldHandle,
+    /// Generations by simulator process id.
+    pub(super) gens: RefCell<BTreeMap<u32, GenInfo>>,
+    /// (client, request) -> the process that accepted it.
+    pub(super) accepted: RefCell<BTreeMap<(u32, u32), u32>>,
+    /// Requests sent and not yet answered or excused.
+    pub(super) pending: RefCell<BTreeMap<(u32, u32), u64>>,
+    pub(super) answered: Cell<u64>,
+    pub(super) excused: Cell<u64>,
+    /// The last journal the probe read.
+    pub(super) journal: RefCell<Option<Record>>,
+    /// S's processes (the last one is current).
+    pub(super) coordinators: RefCell<Vec<u32>>,
+    /// Boot of the service host in which a generation last accepted.
+    pub(super) accepted_in_boot: Cell<u32>,
+    pub(super) seal_late: Cell<bool>,
+    pub(super) stale_ignored: Cell<u64>,
+    pub(super) commits: Cell<u64>,
+    pub(super) aborts: Cell<u64>,
+    pub(super) refusals: Cell<u64>,
+}
+
+impl Shared {
+    pub(super) fn new(checks: Checks, world: WorldHandle) -> Shared {
+        Shared {
+            checks,
+            world,
+            gens: RefCell::default(),
+            accepted: RefCell::default(),
+            pending: RefCell::default(),
+            answered: Cell::new(0),
+            excused: Cell::new(0),
+            journal: RefCell::default(),
+            coordinators: RefCell::default(),
+            accepted_in_boot: Cell::new(0),
+            seal_late: Cell::new(false),
+            stale_ignored: Cell::new(0),
+            commits: Cell::new(0),
+            aborts: Cell::new(0),
+            refusals: Cell::new(0),
+        }
+    }
+
+    pub(super) fn boots(&self) -> (bool, u32) {
+        self.world.host_boots(SVC_HOST).unwrap_or((false, 0))
+    }
+
+    /// `proc` starts or stops accepting: at most one generation accepts.
+    pub(super) fn accepting(&self, proc: u32, on: bool) {
+        let mut gens = self.gens.borrow_mut();
+        if on {
+            let others: Vec<u32> = gens
+                .iter()
+                .filter(|(p, g)| **p != proc && g.accepting && self.world.is_running(**p))
+                .map(|(p, _)| *p)
+                .collect();
+            if !others.is_empty() {
+                self.checks.fail(
+                    "one-generation",
+                    format!("proc {proc} starts accepting while proc(s) {others:?} of another generation accept"),
+                );
+            }
+            self.accepted_in_boot.set(self.boots().1);
+        }
+        gens.entry(proc).or_default().accepting = on;
+    }
+
+    /// A client's request failed with `why`; excused only when a fault
+    /// explains it: the server host lost power since `boot_at_start`, no
+    /// generation has accepted since the host booted, or the process that
+    /// accepted the connection was killed.
+    pub(super) fn failed(&self, key: (u32, u32), boot_at_start: u32, why: &str) {
+        self.pending.borrow_mut().remove(&key);
+        let (up, boots) = self.boots();
+        let host_fault = !up || boots != boot_at_start || self.accepted_in_boot.get() != boots;
+        let killed = self.accepted.borrow().get(&key).is_some_and(|p| {
+            !self.world.is_running(*p) && !self.gens.borrow().get(p).is_some_and(|g| g.exited_cleanly)
+        });
+        if host_fault || killed {
+            self.excused.set(self.excused.get() + 1);
+            return;
+        }
+        let by = self.accepted.borrow().get(&key).copied();
+        self.checks.fail(
+            "never-refused",
+            format!("client {} request {}: {why} (accepted by proc {by:?}, host boots {boots})", key.0, key.1),
+        );
+    }
+
+    /// Checks after the fault-free phase.
+    pub(super) fn final_checks(&self, checks: &Checks, probe: &super::super::Probe) {
+        checks.cover("seal-completes-after-timeout", self.seal_late.get());
+        eprintln!("DEBUG commits={} aborts={} refusals={} answered={} excused={} stale={} gens={}", self.commits.get(), self.aborts.get(), self.refusals.get(), self.answered.get(), self.excused.get(), self.stale_ignored.get(), self.gens.borrow().len());
+        if let Some((key, _)) = self.pending.borrow().iter().next() {
+            checks.pending(
+                "never-refused",
+                format!("{} requests unanswered, e.g. client {} request {}", self.pending.borrow().len(), key.0, key.1),
+            );
+        }
+        let gens = self.gens.borrow();
+        let alive: Vec<u32> = gens.keys().copied().filter(|p| self.world.is_running(*p)).collect();
+        let serving: Vec<u32> = alive.iter().copied().filter(|p| gens[p].accepting).collect();
+        if serving.len() != 1 {
+            checks.pending("one-generation", format!("{} generations accept at the end: {serving:?}", serving.len()));
+        }
+        if alive.len() != 1 {
+            checks.pending("no-orphan", format!("{} generations alive at the end: {alive:?}", alive.len()));
+        }
+        if let Some(s) = self.coordinators.borrow().last().copied().filter(|s| self.world.is_running(*s)) {
+            // The listener copy, the admin listener, the incumbent's session.
+            let fds = probe.open_fds(s);
+            if fds != 3 {
+                checks.pending("no-orphan", format!("the coordinator holds {fds} fds at the end, 3 expected"));
+            }
+        }
+        let journal = self.journal.borrow();
+        let want = serving.first().and_then(|p| gens.get(p)).map(|g| g.token.clone());
+        match (&*journal, want) {
+            (Some(r), Some(t)) if !r.in_progress() && r.incumbent.token.to_string() == t => {}
+            (r, t) => checks.pending(
+                "journal-converges",
+                format!(
+                    "journal {:?} (incumbent {:?}) does not describe the serving generation {t:?}",
+                    r.as_ref().map(|r| r.phase),
+                    r.as_ref().map(|r| r.incumbent.token.to_string())
+                ),
+            ),
+        }
+    }
+}
