@@ -80,3 +80,6 @@ pub mod journal;
 pub mod session;
 pub mod successor;
 pub mod wire;
+
+#[cfg(test)]
+mod tests;

@@ -194,7 +194,7 @@ impl Programs {
                 break;
             }
             let key = (id, n);
-            let boot = self.shared.boots().1;
+            let (boot, killed) = (self.shared.boots().1, self.shared.killed());
             self.shared.pending.borrow_mut().insert(key, 0);
             let (env2, addr2) = (env.clone(), addr.clone());
             let attempt = async move {
@@ -211,8 +211,8 @@ impl Programs {
                     self.shared.pending.borrow_mut().remove(&key);
                     self.shared.answered.set(self.shared.answered.get() + 1);
                 }
-                Ok(Err(e)) => self.shared.failed(key, boot, &e),
-                Err(_) => self.shared.failed(key, boot, "no reply within 20 s"),
+                Ok(Err(e)) => self.shared.failed(key, boot, killed, &e),
+                Err(_) => self.shared.failed(key, boot, killed, "no reply within 20 s"),
             }
         }
         std::future::pending().await

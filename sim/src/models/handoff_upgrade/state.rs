@@ -90,22 +90,29 @@ impl Shared {
         gens.entry(proc).or_default().accepting = on;
     }
 
+    /// Generations killed so far (dead without returning from their main).
+    pub(super) fn killed(&self) -> usize {
+        self.gens.borrow().iter().filter(|(p, g)| !g.exited_cleanly && !self.world.is_running(**p)).count()
+    }
+
     /// A client's request failed with `why`; excused only when a fault
     /// explains it: the server host lost power since `boot_at_start`, no
     /// generation has accepted since the host booted, or the process that
-    /// accepted the connection was killed.
-    pub(super) fn failed(&self, key: (u32, u32), boot_at_start: u32, why: &str) {
+    /// accepted the connection was killed (when the request was never read,
+    /// any generation killed since `killed_at_start` may have held it).
+    pub(super) fn failed(&self, key: (u32, u32), boot_at_start: u32, killed_at_start: usize, why: &str) {
         self.pending.borrow_mut().remove(&key);
         let (up, boots) = self.boots();
         let host_fault = !up || boots != boot_at_start || self.accepted_in_boot.get() != boots;
-        let killed = self.accepted.borrow().get(&key).is_some_and(|p| {
-            !self.world.is_running(*p) && !self.gens.borrow().get(p).is_some_and(|g| g.exited_cleanly)
-        });
+        let by = self.accepted.borrow().get(&key).copied();
+        let killed = match by {
+            Some(p) => !self.world.is_running(p) && !self.gens.borrow().get(&p).is_some_and(|g| g.exited_cleanly),
+            None => self.killed() > killed_at_start,
+        };
         if host_fault || killed {
             self.excused.set(self.excused.get() + 1);
             return;
         }
-        let by = self.accepted.borrow().get(&key).copied();
         self.checks.fail(
             "never-refused",
             format!("client {} request {}: {why} (accepted by proc {by:?}, host boots {boots})", key.0, key.1),
@@ -115,7 +122,6 @@ impl Shared {
     /// Checks after the fault-free phase.
     pub(super) fn final_checks(&self, checks: &Checks, probe: &super::super::Probe) {
         checks.cover("seal-completes-after-timeout", self.seal_late.get());
-        eprintln!("DEBUG commits={} aborts={} refusals={} answered={} excused={} stale={} gens={}", self.commits.get(), self.aborts.get(), self.refusals.get(), self.answered.get(), self.excused.get(), self.stale_ignored.get(), self.gens.borrow().len());
         if let Some((key, _)) = self.pending.borrow().iter().next() {
             checks.pending(
                 "never-refused",
