@@ -80,6 +80,8 @@ struct Driver<E: Env> {
     responders: Responders,
     next_session: SessionId,
     give_away_listeners: bool,
+    /// S is recovering: any generation's Hello may refill the fd store.
+    recovering: bool,
 }
 
 /// Runs S until it cannot go on (it never returns in normal operation).
@@ -121,9 +123,11 @@ pub async fn run<E: Env>(env: E, setup: CoordinatorSetup) -> i32 {
         tx,
         responders,
         next_session: 1,
+        recovering: false,
     };
     loop {
         while let Some(a) = m.poll_action() {
+            d.recovering = m.phase() == super::types::CoordinatorPhase::Recovering;
             if let Some(feedback) = d.execute(a).await {
                 m.handle_event(d.env.now(), feedback);
             }
@@ -333,7 +337,14 @@ impl<E: Env> Driver<E> {
         self.next_session += 1;
         let reader = self.env.spawn(
             "handoff-session",
-            read_session(self.env.clone(), stream.clone(), token, session, self.tx.clone(), self.store.clone()),
+            read_session(
+                self.env.clone(),
+                stream.clone(),
+                (token, session),
+                self.tx.clone(),
+                self.store.clone(),
+                self.recovering,
+            ),
         );
         let slot = self.slots.entry(token).or_default();
         if let Some((_, _, old)) = slot.session.replace((session, stream, reader)) {
@@ -383,14 +394,14 @@ impl<E: Env> Driver<E> {
 }
 
 /// Reads frames from a generation's session until it ends; the listener
-/// copies attached to a Hello refill the fd store.
+/// copies attached to a Hello refill the fd store where it lacks them.
 async fn read_session<E: Env>(
     env: E,
     stream: Rc<E::Stream>,
-    token: Token,
-    session: SessionId,
+    (token, session): (Token, SessionId),
     tx: mpsc::UnboundedSender<Ev>,
     store: Rc<RefCell<FdStore<E>>>,
+    recovering: bool,
 ) {
     let mut reader = FrameReader::new();
     let mut buf = vec![0u8; 4096];
@@ -405,7 +416,11 @@ async fn read_session<E: Env>(
         while !input.is_empty() {
             match reader.feed(&mut input) {
                 Ok(Some((_, frame))) => {
-                    if let Frame::Hello(h) = &frame {
+                    // S lacks a copy only after its own restart: the
+                    // incumbent's (or, while recovering, any) Hello refills it.
+                    if let Frame::Hello(h) = &frame
+                        && (recovering || h.role == Role::Incumbent)
+                    {
                         store.borrow_mut().refill(&h.listeners, std::mem::take(&mut fds_in));
                     }
                     fds_in.clear();

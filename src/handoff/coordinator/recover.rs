@@ -87,7 +87,7 @@ impl Coordinator {
                 self.phase = P::Idle;
                 self.successor = None;
             }
-            JournalPhase::Idle => self.restart_incumbent(),
+            JournalPhase::Idle => self.restart_after_pause(now),
             JournalPhase::Started | JournalPhase::Prepared | JournalPhase::Sealed => {
                 let sealed = rec.phase == JournalPhase::Sealed || o_state == Some(PeerState::Sealed);
                 if n_alive && sealed {

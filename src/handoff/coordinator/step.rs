@@ -64,7 +64,8 @@ impl Coordinator {
             (P::Idle, I::Request(req, spec)) => self.begin(now, req, spec),
             (P::Idle, I::Exited(t)) if self.is_o(t) => {
                 tracing::warn!(token = %t, "incumbent exited; starting its program again");
-                self.restart_incumbent();
+                self.mark_gone(t);
+                self.restart_after_pause(now);
             }
             (P::Probing, I::FromO(Frame::Heartbeat { .. })) => {
                 self.actions.push_back(A::CrashPoint("handoff.s.after_o_hello"));
@@ -75,6 +76,9 @@ impl Coordinator {
                     self.actions.push_back(A::Spawn { token, role: Role::Successor, spec, id: h.id });
                 }
                 self.deadline = Some(now + self.cfg.hello_timeout);
+            }
+            (P::Spawning, I::Spawned(t, Err(e))) if self.is_n(t) => {
+                self.abort(now, format!("cannot start the successor: {e}"), false);
             }
             (P::Spawning, I::Spawned(t, Ok(pid))) if self.is_n(t) => {
                 if let Some(n) = self.successor.as_mut() {
@@ -294,6 +298,14 @@ impl Coordinator {
         self.write(rec, After::StartJournaled);
     }
 
+    /// The incumbent is gone: its program starts again after a pause (a
+    /// supervisor's backoff; clients wait in the backlog of S's copy).
+    pub(super) fn restart_after_pause(&mut self, now: Instant) {
+        self.phase = P::Starting;
+        self.restart_pending = true;
+        self.deadline = Some(now + self.cfg.retry);
+    }
+
     fn restart_later(&mut self, now: Instant) {
         if let Some(g) = self.incumbent.as_ref().filter(|g| g.handle && !g.gone()) {
             self.actions.push_back(A::Kill(g.token()));
@@ -373,7 +385,7 @@ impl Coordinator {
             let id = self.current_id();
             self.reply(Ok(Outcome::Aborted { id, reason }));
             self.handoff = None;
-            self.restart_incumbent();
+            self.restart_after_pause(now);
             return;
         }
         if prepared && !no_resume {
@@ -481,7 +493,7 @@ impl Coordinator {
                 self.phase = P::Idle;
                 tracing::info!(handoff = %id, pid, "handoff committed");
                 if self.incumbent.as_ref().is_none_or(Gen::gone) {
-                    self.restart_incumbent();
+                    self.restart_after_pause(now);
                 }
             }
             After::Aborting => {
@@ -526,8 +538,11 @@ impl Coordinator {
                 if let Some(n) = self.successor.take() {
                     self.actions.push_back(A::Forget(n.token()));
                 }
-                self.handoff = None;
-                self.phase = P::Idle;
+                // The lease may have reached the disk (only the directory
+                // fsync failed): give it back by journaling Idle again.
+                self.phase = P::Aborting;
+                self.retry_write = Some((self.record(JournalPhase::Idle), After::AbortDone));
+                self.deadline = Some(now + self.cfg.retry);
             }
             After::Prepared | After::Sealed | After::Committing => {
                 self.abort(now, format!("journal: {e}"), false);

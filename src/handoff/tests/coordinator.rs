@@ -68,7 +68,10 @@ fn to_begin(c: &mut Coordinator, o: Token) -> (HandoffId, Token) {
     let a = drain(c);
     assert_eq!(a[0], A::CrashPoint("handoff.s.after_n_hello"));
     let a = journaled(c, &a, JournalPhase::Prepared);
-    assert!(matches!(&a[..], [A::Send(_, Frame::PrepareHandoff { .. }), A::CrashPoint("handoff.s.after_prepare_sent")]));
+    assert!(matches!(
+        &a[..],
+        [A::Send(_, Frame::PrepareHandoff { .. }), A::CrashPoint("handoff.s.after_prepare_sent")]
+    ));
     c.handle_event(at(2), E::Frame(o, 1, Frame::Drained { id, open_conns: 0, accept_closed: true }));
     assert_eq!(
         drain(c),
@@ -103,9 +106,19 @@ fn happy_path_commits_and_n_becomes_the_incumbent() {
     c.handle_event(at(4), E::Frame(n, 2, ready(true, id)));
     let a = drain(&mut c);
     let a = journaled(&mut c, &a[1..], JournalPhase::Committing);
-    assert_eq!(a[..3], [A::Send(n, Frame::Commit { id }), A::Send(o, Frame::Commit { id }), A::CrashPoint("handoff.s.after_commit_sent")]);
+    assert_eq!(
+        a[..3],
+        [
+            A::Send(n, Frame::Commit { id }),
+            A::Send(o, Frame::Commit { id }),
+            A::CrashPoint("handoff.s.after_commit_sent")
+        ]
+    );
     let a = journaled(&mut c, &a, JournalPhase::Idle);
-    assert_eq!(a, vec![A::CrashPoint("handoff.s.after_journal_clear"), A::Reply(1, Ok(Outcome::Committed { id, pid: 200 }))]);
+    assert_eq!(
+        a,
+        vec![A::CrashPoint("handoff.s.after_journal_clear"), A::Reply(1, Ok(Outcome::Committed { id, pid: 200 }))]
+    );
     assert_eq!(c.incumbent(), Some((n, Some(200))));
     assert_eq!(c.journal().map(|r| r.incumbent.token), Some(n));
     // The retired O is killed if it does not exit.
@@ -128,10 +141,15 @@ fn unhealthy_successor_is_aborted_then_o_resumes_unless_the_mutant_commits_it() 
             continue;
         }
         let a = journaled(&mut c, &a[1..], JournalPhase::Aborting);
-        assert!(matches!(&a[..], [A::Send(t, Frame::Abort { .. }), A::CrashPoint("handoff.s.after_abort_sent")] if *t == n));
+        assert!(
+            matches!(&a[..], [A::Send(t, Frame::Abort { .. }), A::CrashPoint("handoff.s.after_abort_sent")] if *t == n)
+        );
         c.handle_event(at(5), E::Exited(n));
         let a = drain(&mut c);
-        assert_eq!(a[..3], [A::Forget(n), A::Send(o, Frame::ResumeAfterAbort { id }), A::CrashPoint("handoff.s.after_resume_sent")]);
+        assert_eq!(
+            a[..3],
+            [A::Forget(n), A::Send(o, Frame::ResumeAfterAbort { id }), A::CrashPoint("handoff.s.after_resume_sent")]
+        );
         let a = journaled(&mut c, &a, JournalPhase::Idle);
         assert!(matches!(&a[..], [A::Reply(1, Ok(Outcome::Aborted { .. }))]));
         assert_eq!(c.incumbent().map(|i| i.0), Some(o));
@@ -213,7 +231,10 @@ fn recovery_refuses_a_pid_that_is_not_the_journaled_one() {
     );
     c.handle_event(at(0), E::ConnectFailed(Token(1), "refused".into()));
     c.handle_event(at(0), E::SessionOpened(Token(2), 1));
-    c.handle_event(at(0), E::Frame(Token(2), 1, hello(Role::Successor, 201, Token(2), PeerState::Waiting, HandoffId(5))));
+    c.handle_event(
+        at(0),
+        E::Frame(Token(2), 1, hello(Role::Successor, 201, Token(2), PeerState::Waiting, HandoffId(5))),
+    );
     // pid 201 is not the journaled 200: N counts as gone, O is gone: abort.
     let a = drain(&mut c);
     assert_eq!(a[0], A::CrashPoint("handoff.s.recover.after_reidentify"));
@@ -221,7 +242,10 @@ fn recovery_refuses_a_pid_that_is_not_the_journaled_one() {
     c.handle_event(at(0), E::JournalWritten(Ok(())));
     let a = drain(&mut c);
     assert_eq!(a[0], A::CrashPoint("handoff.s.recover.after_decision"));
-    assert!(matches!(a.last(), Some(A::WriteJournal(r)) if r.phase == JournalPhase::Idle && r.incumbent.token != Token(1)), "O's program starts again: {a:?}");
+    assert!(
+        matches!(a.last(), Some(A::WriteJournal(r)) if r.phase == JournalPhase::Idle && r.incumbent.token != Token(1)),
+        "O's program starts again: {a:?}"
+    );
     let _ = rec;
 }
 
@@ -241,7 +265,10 @@ fn recovery_adopts_by_token_and_pid_then_decides() {
     drain(&mut c);
     c.handle_event(at(0), E::ConnectFailed(Token(1), "refused".into()));
     c.handle_event(at(0), E::SessionOpened(Token(2), 1));
-    c.handle_event(at(0), E::Frame(Token(2), 1, hello(Role::Successor, 200, Token(2), PeerState::Waiting, HandoffId(5))));
+    c.handle_event(
+        at(0),
+        E::Frame(Token(2), 1, hello(Role::Successor, 200, Token(2), PeerState::Waiting, HandoffId(5))),
+    );
     assert_eq!(drain(&mut c), vec![A::Adopt { token: Token(2), pid: 200 }]);
     c.handle_event(at(0), E::Adopted(Token(2), Ok(())));
     assert_eq!(drain(&mut c), vec![A::Send(Token(2), Frame::HelloAck { id: HandoffId(5), version: 1 })]);

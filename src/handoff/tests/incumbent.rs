@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use super::at;
 use crate::handoff::id::{HandoffId, PeerState, Token};
-use crate::handoff::incumbent::{Incumbent, IncumbentAction as A, IncumbentConfig, IncumbentEvent as E, IncumbentPhase as P};
+use crate::handoff::incumbent::{
+    Incumbent, IncumbentAction as A, IncumbentConfig, IncumbentEvent as E, IncumbentPhase as P,
+};
 use crate::handoff::session::AppEvent;
 use crate::handoff::wire::Frame;
 
@@ -114,7 +116,9 @@ fn a_second_prepare_is_refused_and_frames_before_hello_ack_are_dropped() {
     o.handle_event(at(5), E::Frame(1, Frame::PrepareHandoff { id: HandoffId(2), deadline_ms: 1, drain_grace_ms: 1 }));
     assert!(matches!(&drain(&mut o)[..], [A::Send(1, Frame::Abort { id: HandoffId(2), .. })]));
     o.handle_event(at(6), E::SessionOpened(2));
-    assert!(matches!(&drain(&mut o)[..], [A::CloseSession(1), A::Send(2, Frame::Hello(h))] if h.state == PeerState::Sealed && h.handoff == ID));
+    assert!(
+        matches!(&drain(&mut o)[..], [A::CloseSession(1), A::Send(2, Frame::Hello(h))] if h.state == PeerState::Sealed && h.handoff == ID)
+    );
     o.handle_event(at(6), E::Frame(2, Frame::Commit { id: ID }));
     assert_eq!(drain(&mut o), vec![], "no HelloAck yet");
     assert_eq!(o.phase(), P::Sealed);

@@ -16,7 +16,9 @@ fn attached() -> Successor {
     let mut n = Successor::new(at(0), SuccessorConfig::default(), ID, (20, Token(2)), vec!["http".into()], false);
     assert_eq!(drain(&mut n), vec![A::CrashPoint("handoff.n.after_listeners_adopted")]);
     n.handle_event(at(0), E::SessionOpened(1));
-    assert!(matches!(&drain(&mut n)[..], [A::Send(1, Frame::Hello(h))] if h.state == PeerState::Waiting && h.handoff == ID));
+    assert!(
+        matches!(&drain(&mut n)[..], [A::Send(1, Frame::Hello(h))] if h.state == PeerState::Waiting && h.handoff == ID)
+    );
     n.handle_event(at(0), E::Frame(1, Frame::HelloAck { id: ID, version: 1 }));
     assert_eq!(drain(&mut n), vec![A::Send(1, Frame::Heartbeat { id: ID }), A::CrashPoint("handoff.n.after_hello")]);
     n
@@ -37,7 +39,10 @@ fn begins_reports_ready_and_is_committed() {
     );
     n.handle_event(at(2), E::Health { healthz_ok: false, revisions: vec![3] });
     let a = drain(&mut n);
-    assert_eq!(a[0], A::Send(1, Frame::Ready { id: ID, listening_on: vec!["http".into()], healthz_ok: false, revisions: vec![3] }));
+    assert_eq!(
+        a[0],
+        A::Send(1, Frame::Ready { id: ID, listening_on: vec!["http".into()], healthz_ok: false, revisions: vec![3] })
+    );
     n.handle_event(at(3), E::Frame(1, Frame::Commit { id: ID }));
     let a = drain(&mut n);
     assert!(matches!(a.last(), Some(A::BecomeIncumbent(_))), "{a:?}");

@@ -194,15 +194,16 @@ impl Programs {
                 break;
             }
             let key = (id, n);
-            let (boot, killed) = (self.shared.boots().1, self.shared.killed());
+            let boot = self.shared.boots().1;
             self.shared.pending.borrow_mut().insert(key, 0);
             let (env2, addr2) = (env.clone(), addr.clone());
             let attempt = async move {
-                let s = env2.connect(&addr2).await.map_err(|e| format!("connect: {e}"))?;
-                env2.write_all(&s, format!("req {} {}\n", key.0, key.1).as_bytes()).await.map_err(|e| e.to_string())?;
+                let s = env2.connect(&addr2).await.map_err(|e| (true, format!("connect: {e}")))?;
+                let req = format!("req {} {}\n", key.0, key.1);
+                env2.write_all(&s, req.as_bytes()).await.map_err(|e| (false, e.to_string()))?;
                 let mut buf = [0u8; 64];
-                let n = env2.read(&s, &mut buf).await.map_err(|e| format!("read: {e}"))?;
-                if n == 0 { Err("closed before a reply".to_owned()) } else { Ok(()) }
+                let n = env2.read(&s, &mut buf).await.map_err(|e| (false, format!("read: {e}")))?;
+                if n == 0 { Err((false, "closed before a reply".to_owned())) } else { Ok(()) }
             };
             // Drop the connection task at once: the request is answered or failed.
             let r = env.timeout(Duration::from_secs(20), attempt).await;
@@ -211,8 +212,8 @@ impl Programs {
                     self.shared.pending.borrow_mut().remove(&key);
                     self.shared.answered.set(self.shared.answered.get() + 1);
                 }
-                Ok(Err(e)) => self.shared.failed(key, boot, killed, &e),
-                Err(_) => self.shared.failed(key, boot, killed, "no reply within 20 s"),
+                Ok(Err((refused, e))) => self.shared.failed(key, boot, refused, &e),
+                Err(_) => self.shared.failed(key, boot, false, "no reply within 20 s"),
             }
         }
         std::future::pending().await

@@ -79,10 +79,13 @@ async fn read_request(env: &SimEnv, s: &crate::world::SimFd) -> Option<(u32, u32
 impl App<SimEnv> for Service {
     fn serve(&self, env: &SimEnv, conn: crate::world::SimFd) -> impl Future<Output = ()> + 'static {
         let (env, shared, proc, max) = (env.clone(), self.shared.clone(), self.proc, self.behaviour.serve_ms_max);
+        *shared.unread.borrow_mut().entry(proc).or_default() += 1;
         async move {
-            let Ok(Some(key)) = env.timeout(Duration::from_secs(5), read_request(&env, &conn)).await else {
-                return;
-            };
+            let read = env.timeout(Duration::from_secs(5), read_request(&env, &conn)).await;
+            if let Some(n) = shared.unread.borrow_mut().get_mut(&proc) {
+                *n = n.saturating_sub(1);
+            }
+            let Ok(Some(key)) = read else { return };
             shared.accepted.borrow_mut().insert(key, proc);
             env.sleep(Duration::from_millis(env.random_below(max.max(1)))).await;
             let _ = env.write_all(&conn, format!("ok {proc}\n").as_bytes()).await;

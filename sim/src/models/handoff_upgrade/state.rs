@@ -28,6 +28,10 @@ pub(super) struct Shared {
     pub(super) gens: RefCell<BTreeMap<u32, GenInfo>>,
     /// (client, request) -> the process that accepted it.
     pub(super) accepted: RefCell<BTreeMap<(u32, u32), u32>>,
+    /// Connections accepted by a process whose request it has not read yet.
+    pub(super) unread: RefCell<BTreeMap<u32, u64>>,
+    /// Failures excused by `unread` connections of killed processes.
+    pub(super) unread_excused: Cell<u64>,
     /// Requests sent and not yet answered or excused.
     pub(super) pending: RefCell<BTreeMap<(u32, u32), u64>>,
     pub(super) answered: Cell<u64>,
@@ -52,6 +56,8 @@ impl Shared {
             world,
             gens: RefCell::default(),
             accepted: RefCell::default(),
+            unread: RefCell::default(),
+            unread_excused: Cell::new(0),
             pending: RefCell::default(),
             answered: Cell::new(0),
             excused: Cell::new(0),
@@ -90,24 +96,34 @@ impl Shared {
         gens.entry(proc).or_default().accepting = on;
     }
 
-    /// Generations killed so far (dead without returning from their main).
-    pub(super) fn killed(&self) -> usize {
-        self.gens.borrow().iter().filter(|(p, g)| !g.exited_cleanly && !self.world.is_running(**p)).count()
+    fn was_killed(&self, p: u32) -> bool {
+        !self.world.is_running(p) && !self.gens.borrow().get(&p).is_some_and(|g| g.exited_cleanly)
+    }
+
+    /// Whether a killed process held a connection it had not read yet
+    /// (one such connection excuses one failure).
+    fn unread_of_killed(&self) -> bool {
+        let total: u64 = self.unread.borrow().iter().filter(|(p, _)| self.was_killed(**p)).map(|(_, n)| *n).sum();
+        if total > self.unread_excused.get() {
+            self.unread_excused.set(self.unread_excused.get() + 1);
+            return true;
+        }
+        false
     }
 
     /// A client's request failed with `why`; excused only when a fault
     /// explains it: the server host lost power since `boot_at_start`, no
     /// generation has accepted since the host booted, or the process that
-    /// accepted the connection was killed (when the request was never read,
-    /// any generation killed since `killed_at_start` may have held it).
-    pub(super) fn failed(&self, key: (u32, u32), boot_at_start: u32, killed_at_start: usize, why: &str) {
+    /// accepted the connection was killed (when the request was never read:
+    /// a killed process held an unread connection).
+    pub(super) fn failed(&self, key: (u32, u32), boot_at_start: u32, refused: bool, why: &str) {
         self.pending.borrow_mut().remove(&key);
         let (up, boots) = self.boots();
         let host_fault = !up || boots != boot_at_start || self.accepted_in_boot.get() != boots;
         let by = self.accepted.borrow().get(&key).copied();
         let killed = match by {
-            Some(p) => !self.world.is_running(p) && !self.gens.borrow().get(&p).is_some_and(|g| g.exited_cleanly),
-            None => self.killed() > killed_at_start,
+            Some(p) => self.was_killed(p),
+            None => !refused && self.unread_of_killed(),
         };
         if host_fault || killed {
             self.excused.set(self.excused.get() + 1);
