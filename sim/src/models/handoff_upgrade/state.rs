@@ -138,6 +138,25 @@ impl Shared {
     /// Checks after the fault-free phase.
     pub(super) fn final_checks(&self, checks: &Checks, probe: &super::super::Probe) {
         checks.cover("seal-completes-after-timeout", self.seal_late.get());
+        let serving_token = {
+            let gens = self.gens.borrow();
+            let serving: Vec<&GenInfo> =
+                gens.iter().filter(|(p, g)| g.accepting && self.world.is_running(**p)).map(|(_, g)| g).collect();
+            (serving.len() == 1).then(|| serving[0].token.clone())
+        };
+        let journal = self.journal.borrow();
+        let want = serving_token;
+        match (&*journal, want) {
+            (Some(r), Some(t)) if !r.in_progress() && r.incumbent.token.to_string() == t => {}
+            (r, t) => checks.pending(
+                "journal-converges",
+                format!(
+                    "journal {:?} (incumbent {:?}) does not describe the serving generation {t:?}",
+                    r.as_ref().map(|r| r.phase),
+                    r.as_ref().map(|r| r.incumbent.token.to_string())
+                ),
+            ),
+        }
         if let Some((key, _)) = self.pending.borrow().iter().next() {
             checks.pending(
                 "never-refused",
@@ -159,19 +178,6 @@ impl Shared {
             if fds != 3 {
                 checks.pending("no-orphan", format!("the coordinator holds {fds} fds at the end, 3 expected"));
             }
-        }
-        let journal = self.journal.borrow();
-        let want = serving.first().and_then(|p| gens.get(p)).map(|g| g.token.clone());
-        match (&*journal, want) {
-            (Some(r), Some(t)) if !r.in_progress() && r.incumbent.token.to_string() == t => {}
-            (r, t) => checks.pending(
-                "journal-converges",
-                format!(
-                    "journal {:?} (incumbent {:?}) does not describe the serving generation {t:?}",
-                    r.as_ref().map(|r| r.phase),
-                    r.as_ref().map(|r| r.incumbent.token.to_string())
-                ),
-            ),
         }
     }
 }
