@@ -108,7 +108,7 @@ proptest! {
             t += Duration::from_millis(50);
             while let Some(a) = c.poll_action() {
                 match &a {
-                    SA::Spawn { token, .. } | SA::Connect(token) => if !tokens.contains(token) { tokens.push(*token) },
+                    SA::Spawn { token, .. } | SA::Connect(token) if !tokens.contains(token) => tokens.push(*token),
                     SA::WriteJournal(_) => pending_write = true,
                     SA::Send(_, Frame::Begin { id }) => prop_assert!(sealed.contains(id), "Begin before SealComplete"),
                     SA::Send(_, Frame::Commit { id }) => prop_assert!(healthy.contains(id), "Commit without a healthy Ready"),

@@ -323,7 +323,7 @@ impl PidEnv {
         // SAFETY: `ptrs` points into `strings`, which live (in this child's
         // copy of memory) until exec replaces the image; NULL-terminated.
         unsafe {
-            *(&raw mut environ) = self.ptrs.as_ptr();
+            environ = self.ptrs.as_ptr();
         }
     }
 }

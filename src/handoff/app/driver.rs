@@ -297,7 +297,7 @@ impl<E: Env, A: App<E>> Driver<E, A> {
     }
 
     fn set_accepting(&mut self, on: bool) {
-        if on == !self.accepting.is_empty() {
+        if on != self.accepting.is_empty() {
             return;
         }
         if on {

@@ -132,8 +132,8 @@ mod tests {
         let spec = GenSpec { program: "/usr/bin/svc".into(), args: vec!["--v".into(), "2 b".into()] };
         let line = request_line(&spec).unwrap();
         assert_eq!(parse_request(line.trim_end()), Some(spec));
-        let c = Ok(Outcome::Committed { id: HandoffId(0xab), pid: 7 });
-        assert_eq!(parse_reply(reply_line(&c).trim_end()).unwrap(), c.unwrap());
+        let c = Outcome::Committed { id: HandoffId(0xab), pid: 7 };
+        assert_eq!(parse_reply(reply_line(&Ok(c.clone())).trim_end()).unwrap(), c);
         let busy = Err(HandoffError::InProgress { id: HandoffId(0xab), phase: "sealing" });
         let Err(AdminError::Refused(msg)) = parse_reply(reply_line(&busy).trim_end()) else { panic!() };
         assert!(msg.contains("00000000000000ab") && msg.contains("sealing") && msg.contains("in progress"), "{msg}");
