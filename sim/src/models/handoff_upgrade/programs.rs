@@ -22,6 +22,9 @@ use crate::env::SimEnv;
 
 const STATE_DIR: &str = "/var/lib/warden";
 const PORT: u16 = 8080;
+/// A request unanswered this long is lost: far above any wait a correct
+/// handoff imposes (drain, seal deadline, abort grace, S's restart).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(8);
 
 fn admin() -> Addr {
     Addr::Unix(PathBuf::from("/run/warden/admin.sock"))
@@ -206,14 +209,14 @@ impl Programs {
                 if n == 0 { Err((false, "closed before a reply".to_owned())) } else { Ok(()) }
             };
             // Drop the connection task at once: the request is answered or failed.
-            let r = env.timeout(Duration::from_secs(20), attempt).await;
+            let r = env.timeout(REPLY_TIMEOUT, attempt).await;
             match r {
                 Ok(Ok(())) => {
                     self.shared.pending.borrow_mut().remove(&key);
                     self.shared.answered.set(self.shared.answered.get() + 1);
                 }
                 Ok(Err((refused, e))) => self.shared.failed(key, boot, refused, &e),
-                Err(_) => self.shared.failed(key, boot, false, "no reply within 20 s"),
+                Err(_) => self.shared.failed(key, boot, false, "no reply in time"),
             }
         }
         std::future::pending().await
