@@ -202,6 +202,10 @@ fn incumbent_death_before_the_seal_restarts_its_program() {
     c.handle_event(at(3), E::Exited(n));
     let a = drain(&mut c);
     assert!(a.contains(&A::Reply(1, Ok(Outcome::Aborted { id, reason: "incumbent exited before it sealed".into() }))));
+    assert_eq!(c.phase(), P::Starting, "O's program starts again after a pause");
+    let t = c.poll_timeout().expect("restart timer");
+    c.handle_timeout(t);
+    let a = drain(&mut c);
     let a = journaled(&mut c, &a[a.len() - 1..], JournalPhase::Idle);
     assert!(matches!(&a[..], [A::Spawn { role: Role::Incumbent, .. }]), "a fresh O: {a:?}");
 }
@@ -242,6 +246,10 @@ fn recovery_refuses_a_pid_that_is_not_the_journaled_one() {
     c.handle_event(at(0), E::JournalWritten(Ok(())));
     let a = drain(&mut c);
     assert_eq!(a[0], A::CrashPoint("handoff.s.recover.after_decision"));
+    assert_eq!(c.phase(), P::Starting, "O's program starts again after a pause");
+    let t = c.poll_timeout().expect("restart timer");
+    c.handle_timeout(t);
+    let a = drain(&mut c);
     assert!(
         matches!(a.last(), Some(A::WriteJournal(r)) if r.phase == JournalPhase::Idle && r.incumbent.token != Token(1)),
         "O's program starts again: {a:?}"
