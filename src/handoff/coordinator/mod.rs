@@ -4,6 +4,7 @@
 //! successor N (see `step.rs` for the path, `recover.rs` for restarts).
 
 mod admin;
+mod after_journal;
 mod driver;
 mod fdstore;
 mod machine;

@@ -3,6 +3,7 @@
 mod coordinator;
 mod incumbent;
 mod successor;
+mod wire;
 
 use std::time::Duration;
 
