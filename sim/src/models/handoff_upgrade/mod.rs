@@ -30,10 +30,11 @@ static SPEC: ModelSpec = ModelSpec {
     name: "handoff.upgrade",
     about: "S hands a service from O to N under a connect storm, with slow seals, bad successors, deaths and restarts",
     invariants: &["never-refused", "one-generation", "no-orphan", "journal-converges", "unhealthy-never-committed"],
-    coverage: &[(
-        "seal-completes-after-timeout",
-        "a seed in which O's seal completed after S had given the handoff up",
-    )],
+    coverage: &[
+        ("seal-completes-after-timeout", "a seed in which O's seal completed after S had given the handoff up"),
+        ("incumbent-died-mid-drain", "a seed in which O died while it was draining (not accepting)"),
+        ("late-frame-ignored", "a seed in which a generation ignored a frame of an earlier handoff"),
+    ],
     params: &[
         Param { name: "handoffs", default: 4, min: 0, max: 50, about: "handoffs the operator asks for" },
         Param {

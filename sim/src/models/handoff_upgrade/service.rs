@@ -128,9 +128,13 @@ impl App<SimEnv> for Service {
                 s.accepting(self.proc, *on);
                 if !*on && self.incumbent.get() && env.random_below(100) < self.behaviour.die_in_drain_pct {
                     // O dies mid-drain.
-                    let (env2, grace) = (env.clone(), self.behaviour.drain_grace);
+                    let (env2, grace, shared, proc) =
+                        (env.clone(), self.behaviour.drain_grace, self.shared.clone(), self.proc);
                     drop(env.spawn("die-in-drain", async move {
                         env2.sleep(env2.random_duration(grace)).await;
+                        if !shared.gens.borrow().get(&proc).is_some_and(|g| g.accepting) {
+                            shared.died_in_drain.set(true);
+                        }
                         let _ = env2.kill(env2.pid(), Signal::Kill);
                     }));
                 }

@@ -43,6 +43,7 @@ pub(super) struct Shared {
     /// Boot of the service host in which a generation last accepted.
     pub(super) accepted_in_boot: Cell<u32>,
     pub(super) seal_late: Cell<bool>,
+    pub(super) died_in_drain: Cell<bool>,
     pub(super) stale_ignored: Cell<u64>,
     pub(super) commits: Cell<u64>,
     pub(super) aborts: Cell<u64>,
@@ -65,6 +66,7 @@ impl Shared {
             coordinators: RefCell::default(),
             accepted_in_boot: Cell::new(0),
             seal_late: Cell::new(false),
+            died_in_drain: Cell::new(false),
             stale_ignored: Cell::new(0),
             commits: Cell::new(0),
             aborts: Cell::new(0),
@@ -138,6 +140,8 @@ impl Shared {
     /// Checks after the fault-free phase.
     pub(super) fn final_checks(&self, checks: &Checks, probe: &super::super::Probe) {
         checks.cover("seal-completes-after-timeout", self.seal_late.get());
+        checks.cover("incumbent-died-mid-drain", self.died_in_drain.get());
+        checks.cover("late-frame-ignored", self.stale_ignored.get() > 0);
         let serving_token = {
             let gens = self.gens.borrow();
             let serving: Vec<&GenInfo> =
