@@ -9,4 +9,5 @@
 
 pub mod env;
 pub mod gate;
+pub mod handoff;
 pub mod supervisor;

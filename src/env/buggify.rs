@@ -24,6 +24,10 @@ pub const ALL: &[Site] = &[
         name: "gate.gone.before_gate",
         widens: "a gone report between stopping the heartbeat and reaching the gate: it arrives as a straggler",
     },
+    Site {
+        name: "handoff.s.late_frame",
+        widens: "a frame of an earlier handoff reaches a generation late, during a later handoff: it must be ignored",
+    },
 ];
 
 /// The declared site called `name`.

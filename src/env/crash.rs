@@ -37,8 +37,42 @@ impl CrashPoint {
 pub const SELFTEST: &[CrashPoint] =
     &[CrashPoint::step("selftest.journal.after_append"), CrashPoint::step("selftest.journal.after_sync")];
 
+/// Crash points of the handoff (seed 004): the coordinator S (`handoff.s.*`,
+/// its recovery steps under `handoff.s.recover.*`), the incumbent O
+/// (`handoff.o.*`) and the successor N (`handoff.n.*`).
+pub const HANDOFF: &[CrashPoint] = &[
+    CrashPoint::step("handoff.s.after_lease"),
+    CrashPoint::step("handoff.s.after_o_hello"),
+    CrashPoint::step("handoff.s.after_spawn_successor"),
+    CrashPoint::step("handoff.s.after_n_hello"),
+    CrashPoint::step("handoff.s.after_prepare_sent"),
+    CrashPoint::step("handoff.s.after_drained_recv"),
+    CrashPoint::step("handoff.s.after_seal_request_sent"),
+    CrashPoint::step("handoff.s.after_seal_complete_recv"),
+    CrashPoint::step("handoff.s.after_begin_sent"),
+    CrashPoint::step("handoff.s.after_ready_recv"),
+    CrashPoint::step("handoff.s.after_commit_sent"),
+    CrashPoint::step("handoff.s.after_journal_clear"),
+    CrashPoint::step("handoff.s.after_abort_sent"),
+    CrashPoint::step("handoff.s.after_resume_sent"),
+    CrashPoint::recovery("handoff.s.recover.after_journal_read", "handoff.s."),
+    CrashPoint::recovery("handoff.s.recover.after_reidentify", "handoff.s."),
+    CrashPoint::recovery("handoff.s.recover.after_decision", "handoff.s."),
+    CrashPoint::step("handoff.o.after_prepare_recv"),
+    CrashPoint::step("handoff.o.after_drained_sent"),
+    CrashPoint::step("handoff.o.after_seal_request_recv"),
+    CrashPoint::step("handoff.o.after_seal_complete_sent"),
+    CrashPoint::step("handoff.o.after_commit_recv"),
+    CrashPoint::step("handoff.o.after_resumed"),
+    CrashPoint::step("handoff.n.after_listeners_adopted"),
+    CrashPoint::step("handoff.n.after_hello"),
+    CrashPoint::step("handoff.n.after_begin_recv"),
+    CrashPoint::step("handoff.n.after_ready_sent"),
+    CrashPoint::step("handoff.n.after_commit_recv"),
+];
+
 /// Every declared list, by protocol.
-pub const ALL: &[(&str, &[CrashPoint])] = &[("selftest", SELFTEST)];
+pub const ALL: &[(&str, &[CrashPoint])] = &[("selftest", SELFTEST), ("handoff", HANDOFF)];
 
 /// The declared crash point called `name`.
 pub fn find(name: &str) -> Option<&'static CrashPoint> {

@@ -95,6 +95,28 @@ pub const ALL: &[Mutant] = &[
     },
     Mutant { name: "readiness-fails-open", bug: "a readiness check that has not completed yet counts as ready" },
     Mutant { name: "start-not-idempotent", bug: "a second start() starts every service again" },
+    // Handoff (seed 004).
+    Mutant {
+        name: "handoff-seal-timeout-no-resume",
+        bug: "a seal timeout or SealFailed aborts without ResumeAfterAbort: O stays sealed and nobody serves",
+    },
+    Mutant { name: "handoff-commit-unhealthy", bug: "Ready with healthz_ok = false is committed" },
+    Mutant {
+        name: "handoff-journal-ignored-on-restart",
+        bug: "a restarted coordinator ignores its journal and starts afresh, orphaning the handoff's generations",
+    },
+    Mutant {
+        name: "handoff-incumbent-death-unhandled",
+        bug: "O dying during drain or seal is not acted on: the handoff times out and nobody is restarted",
+    },
+    Mutant {
+        name: "handoff-listener-closed-early",
+        bug: "S gives its listener copies to N at spawn and keeps none, so a listener closes when its holders die",
+    },
+    Mutant {
+        name: "handoff-stale-frame-accepted",
+        bug: "frames carrying another handoff's id are acted on (a late ResumeAfterAbort resumes a sealed O)",
+    },
 ];
 
 /// Whether warden was built with the `mutants` feature, so mutants can fire.

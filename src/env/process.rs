@@ -94,6 +94,10 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// The value [`ProcessSpec::pid_var`] gives a variable: backends replace it
+/// with the child's pid (a NUL byte, so no real value can collide with it).
+pub const CHILD_PID: &str = "\u{0}child-pid";
+
 /// What to start: a program (a name registered with the simulator, or for
 /// the real backend a name its program binary dispatches on, or a path),
 /// its arguments and environment, and the fds it inherits at fixed numbers
@@ -127,6 +131,13 @@ impl<Fd> ProcessSpec<Fd> {
         self
     }
 
+    /// Sets variable `name` to the child's own pid, as systemd sets
+    /// `LISTEN_PID` (the value is only known once the child exists; both
+    /// backends fill it in before the program runs).
+    pub fn pid_var(self, name: impl Into<String>) -> Self {
+        self.var(name, CHILD_PID)
+    }
+
     /// Passes `fd` at number `n`.
     pub fn fd(mut self, fd: Fd, n: i32) -> Self {
         self.fds.push((fd, n));
@@ -157,6 +168,11 @@ pub trait ProcessEnv {
     fn signal_child(&self, child: &Self::Child, signal: Signal) -> io::Result<()>;
     /// Signals whatever process has number `pid` now (kill(2)): racy.
     fn kill(&self, pid: Pid, signal: Signal) -> io::Result<()>;
+    /// A handle on process `pid`, which need not be a child (a pidfd on
+    /// Linux): signalling it never reaches another process once it exited,
+    /// and waiting on it completes when it exits, with `Code(-1)` (only a
+    /// parent learns the status). `NotFound` when no process has that pid.
+    fn open_process(&self, pid: Pid) -> io::Result<Self::Child>;
     /// Completes when process `pid` has exited; only the parent learns how.
     fn watch(&self, pid: Pid) -> io::Result<impl Future<Output = ()> + 'static>;
     /// Starts handling `signals` (unhandled, SIGTERM/SIGINT/SIGHUP kill).

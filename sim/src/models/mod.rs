@@ -4,6 +4,7 @@
 
 mod bench_heartbeat;
 mod gate_stampede;
+mod handoff_upgrade;
 mod selftest_busy_loop;
 mod selftest_durable_write;
 mod selftest_journal;
@@ -103,6 +104,7 @@ pub fn all() -> &'static [&'static dyn Model] {
         &supervisor_done_delay::DoneDelay,
         &supervisor_recover::Recover,
         &supervisor_lifecycle::Lifecycle,
+        &handoff_upgrade::Upgrade,
     ]
 }
 

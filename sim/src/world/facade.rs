@@ -145,6 +145,14 @@ impl WorldHandle {
     pub fn is_running(&self, proc: u32) -> bool {
         self.0.upgrade().is_some_and(|k| !k.exec.is_dead(proc))
     }
+
+    /// Whether `host` is up, and how many times it booted (a checker
+    /// excuses what a power loss broke).
+    pub fn host_boots(&self, host: u32) -> Option<(bool, u32)> {
+        let sim = self.0.upgrade()?;
+        let w = sim.world.borrow();
+        w.hosts.get(host as usize).map(|h| (h.up, h.boots))
+    }
 }
 
 /// Reads live tasks and polls per virtual second of a process.
@@ -155,5 +163,10 @@ impl Probe {
     /// Counters of process `pid` (empty once the run is over).
     pub fn stats(&self, pid: u32) -> ProcStats {
         self.0.upgrade().map(|k| k.exec.proc_stats(pid)).unwrap_or_default()
+    }
+
+    /// Open fds of process `proc` (a checker's "no fd leaks").
+    pub fn open_fds(&self, proc: u32) -> usize {
+        self.0.upgrade().and_then(|k| k.world.borrow().procs.get(&proc).map(|p| p.fds.len())).unwrap_or(0)
     }
 }

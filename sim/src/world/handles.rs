@@ -94,6 +94,8 @@ impl Drop for SimFd {
 pub struct SimChild {
     pub(crate) proc: u32,
     pub(crate) pid: u32,
+    /// Not a child (`open_process`): its exit is seen, its status is not.
+    pub(crate) adopted: bool,
 }
 
 /// Signals a process handles; dropping it restores their default action.

@@ -62,8 +62,14 @@ impl ProcessEnv for SimEnv {
             ..Launch::new(self.host, &spec.program, spec.args)
         };
         let proc = start_process(&self.sim, launch)?;
-        let pid = self.sim.world.borrow().procs[&proc].pid;
-        Ok(SimChild { proc, pid })
+        let mut w = self.sim.world.borrow_mut();
+        let p = w.procs.get_mut(&proc).ok_or_else(no_such_process)?;
+        let pid = p.pid;
+        // ProcessSpec::pid_var: the pid is known now, before the program's first poll.
+        for v in p.vars.values_mut().filter(|v| v.as_str() == warden::env::CHILD_PID) {
+            *v = pid.to_string();
+        }
+        Ok(SimChild { proc, pid, adopted: false })
     }
 
     fn child_pid(&self, child: &SimChild) -> Pid {
@@ -71,7 +77,17 @@ impl ProcessEnv for SimEnv {
     }
 
     fn wait_child(&self, child: &SimChild) -> impl Future<Output = ExitStatus> + 'static {
-        WaitExit { sim: self.sim.clone(), proc: child.proc }
+        let (wait, adopted) = (WaitExit { sim: self.sim.clone(), proc: child.proc }, child.adopted);
+        // Only a parent learns the status (as with a pidfd on Linux).
+        async move {
+            let status = wait.await;
+            if adopted { ExitStatus::Code(-1) } else { status }
+        }
+    }
+
+    fn open_process(&self, pid: Pid) -> io::Result<SimChild> {
+        let proc = self.sim.world.borrow().find_pid(self.host, pid).ok_or_else(no_such_process)?;
+        Ok(SimChild { proc, pid, adopted: true })
     }
 
     fn signal_child(&self, child: &SimChild, signal: Signal) -> io::Result<()> {

@@ -188,6 +188,10 @@ impl ProcessEnv for RealEnv {
         Self::kill_real(pid, signal)
     }
 
+    fn open_process(&self, pid: Pid) -> io::Result<RealChild> {
+        Self::open_real(pid)
+    }
+
     fn watch(&self, pid: Pid) -> io::Result<impl Future<Output = ()> + 'static> {
         Self::watch_real(pid)
     }

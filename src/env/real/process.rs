@@ -16,7 +16,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::fds::{FdPlan, RealFd, need_runtime, nofile_limit, register};
 use super::{RealEnv, signals};
-use crate::env::{ExitStatus, Pid, ProcessSpec, Signal};
+use crate::env::{CHILD_PID, ExitStatus, Pid, ProcessSpec, Signal};
 
 /// A child process, held by a pidfd.
 ///
@@ -29,6 +29,8 @@ pub struct RealChild {
 struct ChildInner {
     pid: Pid,
     pidfd: AsyncFd<OwnedFd>,
+    /// Not our child (`open_process`): its exit is seen, its status is not.
+    adopted: bool,
     /// Set once the child was reaped: `waitid` reports a status only once,
     /// every later wait returns this.
     status: Cell<Option<ExitStatus>>,
@@ -103,14 +105,22 @@ impl RealEnv {
             }
             _ => std::process::Command::new(&program),
         };
-        cmd.args(&args).env_clear().envs(vars);
+        cmd.args(&args);
+        let pid_env = PidEnv::new(&vars)?;
+        if pid_env.is_none() {
+            cmd.env_clear().envs(vars);
+        }
         // SAFETY: the closure runs between fork and exec in the child and
         // makes only async-signal-safe calls (fcntl, dup2, close_range,
         // sigprocmask, sigaction) on data prepared above; it allocates
         // nothing (io::Error::last_os_error does not allocate).
         unsafe {
+            let mut pid_env = pid_env;
             cmd.pre_exec(move || {
                 plan.apply_in_child(&raw_sources, &mut scratch, nofile)?;
+                if let Some(e) = pid_env.as_mut() {
+                    e.install_in_child();
+                }
                 signals::reset_in_child()
             });
         }
@@ -133,7 +143,7 @@ impl RealEnv {
         // std's Child is dropped without waiting: the pidfd holds it now.
         drop(child);
         tracing::debug!(pid, program = %program, "spawned");
-        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, status: Cell::new(None) }) })
+        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, adopted: false, status: Cell::new(None) }) })
     }
 
     pub(super) fn child_pid_real(child: &RealChild) -> Pid {
@@ -156,6 +166,12 @@ impl RealEnv {
                     }
                 };
                 if let Some(s) = inner.status.get() {
+                    return s;
+                }
+                if inner.adopted {
+                    // Readable: it exited. Only its parent may reap it.
+                    let s = ExitStatus::Code(-1);
+                    inner.status.set(Some(s));
                     return s;
                 }
                 match waitid_pidfd(inner.pidfd.get_ref()) {
@@ -213,6 +229,12 @@ impl RealEnv {
         Ok(())
     }
 
+    pub(super) fn open_real(pid: Pid) -> io::Result<RealChild> {
+        need_runtime()?;
+        let pidfd = register(pidfd_open(pid_t(pid)?)?, Interest::READABLE)?;
+        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, adopted: true, status: Cell::new(None) }) })
+    }
+
     pub(super) fn watch_real(pid: Pid) -> io::Result<impl Future<Output = ()> + 'static> {
         need_runtime()?;
         let pidfd = register(pidfd_open(pid_t(pid)?)?, Interest::READABLE)?;
@@ -223,6 +245,86 @@ impl RealEnv {
                 std::future::pending::<()>().await;
             }
         })
+    }
+}
+
+/// The environment of a child with a [`CHILD_PID`] variable, built before
+/// fork: the child writes its pid into the reserved bytes and points
+/// `environ` at this block in `pre_exec` (std then execs with `environ`
+/// since the command's own environment is left untouched). Only
+/// async-signal-safe work happens in the child: no allocation.
+struct PidEnv {
+    /// "K=V\0" strings; pid slots hold room for 10 digits.
+    strings: Vec<Vec<u8>>,
+    /// (string index, offset of the digits).
+    slots: Vec<(usize, usize)>,
+    /// Pointers into `strings`, NULL-terminated.
+    ptrs: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the raw pointers point into `strings`, owned by the same value;
+// the block is only read or written in the forked child.
+unsafe impl Send for PidEnv {}
+// SAFETY: as above; the parent never touches it after building it.
+unsafe impl Sync for PidEnv {}
+
+unsafe extern "C" {
+    static mut environ: *const *const libc::c_char;
+}
+
+impl PidEnv {
+    fn new(vars: &[(String, String)]) -> io::Result<Option<PidEnv>> {
+        if !vars.iter().any(|(_, v)| v == CHILD_PID) {
+            return Ok(None);
+        }
+        let mut strings = Vec::new();
+        let mut slots = Vec::new();
+        for (k, v) in vars {
+            let mut s = format!("{k}=").into_bytes();
+            if v == CHILD_PID {
+                slots.push((strings.len(), s.len()));
+                s.extend_from_slice(&[0u8; 11]);
+            } else {
+                s.extend_from_slice(v.as_bytes());
+                s.push(0);
+            }
+            if k.contains('=') || s[..s.len() - 1].contains(&0) && v != CHILD_PID {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad environment variable {k:?}")));
+            }
+            strings.push(s);
+        }
+        let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr().cast()).collect();
+        ptrs.push(std::ptr::null());
+        Ok(Some(PidEnv { strings, slots, ptrs }))
+    }
+
+    /// In the child between fork and exec.
+    fn install_in_child(&mut self) {
+        // SAFETY: getpid is async-signal-safe.
+        let pid = unsafe { libc::getpid() }.unsigned_abs();
+        for &(i, at) in &self.slots {
+            let buf = &mut self.strings[i][at..];
+            let mut digits = [0u8; 10];
+            let mut n = pid;
+            let mut len = 0;
+            loop {
+                digits[len] = b'0' + (n % 10) as u8;
+                len += 1;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            for j in 0..len {
+                buf[j] = digits[len - 1 - j];
+            }
+            buf[len] = 0;
+        }
+        // SAFETY: `ptrs` points into `strings`, which live (in this child's
+        // copy of memory) until exec replaces the image; NULL-terminated.
+        unsafe {
+            environ = self.ptrs.as_ptr();
+        }
     }
 }
 
