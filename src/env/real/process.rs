@@ -14,9 +14,10 @@ use std::rc::Rc;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use super::child_io::{NotifySocket, Output, PidExec, child_path_var, output_pipes, search_path};
 use super::fds::{FdPlan, RealFd, need_runtime, nofile_limit, register};
 use super::{RealEnv, signals};
-use crate::env::{ExitStatus, Pid, ProcessSpec, Signal};
+use crate::env::{ExitStatus, OutputLine, Pid, ProcessSpec, Signal, SpawnOptions};
 
 /// A child process, held by a pidfd.
 ///
@@ -32,6 +33,12 @@ struct ChildInner {
     /// Set once the child was reaped: `waitid` reports a status only once,
     /// every later wait returns this.
     status: Cell<Option<ExitStatus>>,
+    /// Captured stdout/stderr lines ([`SpawnOptions::capture_output`]).
+    output: Option<Output>,
+    /// Its notification socket ([`SpawnOptions::notify`]).
+    notify: Option<NotifySocket>,
+    /// It leads its own process group ([`SpawnOptions::new_process_group`]).
+    group: bool,
 }
 
 impl std::fmt::Debug for RealChild {
@@ -86,35 +93,79 @@ pub(super) fn exit_status(si_code: i32, si_status: i32) -> ExitStatus {
 }
 
 impl RealEnv {
-    pub(super) fn spawn_real(&self, spec: ProcessSpec<RealFd>) -> io::Result<RealChild> {
+    pub(super) fn spawn_real(&self, spec: ProcessSpec<RealFd>, opts: SpawnOptions) -> io::Result<RealChild> {
         need_runtime()?;
-        let ProcessSpec { program, args, vars, fds } = spec;
+        let ProcessSpec { program, args, mut vars, fds } = spec;
         let (sources, targets): (Vec<RealFd>, Vec<i32>) = fds.into_iter().unzip();
         let plan = FdPlan::new(&targets)?;
         let raw_sources: Vec<RawFd> = sources.iter().map(AsRawFd::as_raw_fd).collect();
         let mut scratch: Vec<RawFd> = vec![-1; raw_sources.len()];
         let nofile = nofile_limit();
 
-        let mut cmd = match &self.launcher {
-            Some(l) if !program.contains('/') => {
+        let notify = if opts.notify { Some(NotifySocket::bind()?) } else { None };
+        if let Some(n) = &notify {
+            vars.retain(|(k, _)| k != "NOTIFY_SOCKET");
+            vars.push(("NOTIFY_SOCKET".to_owned(), n.path().display().to_string()));
+        }
+        let resolved = if opts.search_path { Some(search_path(&program, &child_path_var(&vars))?) } else { None };
+        let mut cmd = match (&self.launcher, &resolved) {
+            (_, Some(path)) => {
+                let mut c = std::process::Command::new(path);
+                c.arg0(&program);
+                c
+            }
+            (Some(l), None) if !program.contains('/') => {
                 let mut c = std::process::Command::new(&l.exe);
                 c.args(&l.prefix_args).arg(&program);
                 c
             }
             _ => std::process::Command::new(&program),
         };
+        let mut pid_exec = match &opts.pid_var {
+            Some(name) => {
+                let path = resolved.clone().unwrap_or_else(|| std::path::PathBuf::from(&program));
+                let argv: Vec<String> = std::iter::once(program.clone()).chain(args.iter().cloned()).collect();
+                Some(PidExec::new(&path, &argv, &vars, name)?)
+            }
+            None => None,
+        };
         cmd.args(&args).env_clear().envs(vars);
+        if let Some(dir) = &opts.working_dir {
+            cmd.current_dir(dir);
+        }
+        if opts.new_process_group {
+            cmd.process_group(0);
+        }
+        let mut pipes_parent = None;
+        if opts.capture_output {
+            let (parent, (out_w, err_w)) = output_pipes()?;
+            cmd.stdout(std::process::Stdio::from(out_w)).stderr(std::process::Stdio::from(err_w));
+            pipes_parent = Some(parent);
+        }
+        let kill_with_parent = opts.kill_with_parent;
         // SAFETY: the closure runs between fork and exec in the child and
         // makes only async-signal-safe calls (fcntl, dup2, close_range,
-        // sigprocmask, sigaction) on data prepared above; it allocates
-        // nothing (io::Error::last_os_error does not allocate).
+        // sigprocmask, sigaction, prctl, getpid, execve) on data prepared
+        // above; it allocates nothing (io::Error::last_os_error does not
+        // allocate).
         unsafe {
             cmd.pre_exec(move || {
                 plan.apply_in_child(&raw_sources, &mut scratch, nofile)?;
-                signals::reset_in_child()
+                signals::reset_in_child()?;
+                if kill_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                match pid_exec.as_mut() {
+                    // Execs here (std's exec never runs) with the pid set.
+                    Some(exec) => Err(exec.exec_in_child()),
+                    None => Ok(()),
+                }
             });
         }
-        let mut child = cmd.spawn()?;
+        let spawned = cmd.spawn();
+        // The write ends of the output pipes belong to the child now.
+        drop(cmd);
+        let mut child = spawned?;
         // Our copies of the passed fds close now; the child has its own.
         drop(sources);
         let pid = child.id();
@@ -133,7 +184,44 @@ impl RealEnv {
         // std's Child is dropped without waiting: the pidfd holds it now.
         drop(child);
         tracing::debug!(pid, program = %program, "spawned");
-        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, status: Cell::new(None) }) })
+        let output = match pipes_parent {
+            Some((out, err)) => Some(Output::start(out, err)?),
+            None => None,
+        };
+        let group = opts.new_process_group;
+        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, status: Cell::new(None), output, notify, group }) })
+    }
+
+    pub(super) fn signal_group_real(child: &RealChild, signal: Signal) -> io::Result<()> {
+        let inner = &child.inner;
+        if !inner.group {
+            return Self::signal_child_real(child, signal);
+        }
+        // The group outlives its leader while any member lives; its number
+        // is not reused before it is empty (a pid that names a live group
+        // is never handed out), so this never reaches a stranger's group
+        // while a member of ours is left.
+        // SAFETY: killpg with a positive group id.
+        let rc = unsafe { libc::killpg(pid_t(inner.pid)?, signal.number()) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::ESRCH) { no_such_process() } else { e });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn next_output_line_real(child: &RealChild) -> Option<OutputLine> {
+        match &child.inner.output {
+            Some(o) => o.next().await,
+            None => None,
+        }
+    }
+
+    pub(super) async fn next_notification_real(child: &RealChild) -> Option<String> {
+        match &child.inner.notify {
+            Some(n) => n.next().await,
+            None => None,
+        }
     }
 
     pub(super) fn child_pid_real(child: &RealChild) -> Pid {
