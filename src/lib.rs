@@ -9,4 +9,5 @@
 
 pub mod env;
 pub mod gate;
+pub mod service;
 pub mod supervisor;

@@ -1,0 +1,13 @@
+//! The service manager: OS processes supervised from `warden.toml`.
+//!
+//! Core code over `E: Env`, so `warden-sim` runs exactly what the `warden`
+//! binary runs: [`Config`] (parsed and validated, with `FILE:LINE:COL`
+//! errors) → [`Graph`] (dependency order) → [`Manager`] (a sans-IO state
+//! machine: restart policies, backoff, intensity, ordered start and stop)
+//! → [`run`] (the thin async driver over `ProcessEnv` and `NetEnv`).
+
+pub mod config;
+mod graph;
+
+pub use config::{Config, ConfigError, Listen, Readiness, RestartPolicy, ServiceConfig, WardenConfig};
+pub use graph::{Cycle, Graph};
