@@ -67,15 +67,25 @@ impl Graph {
 
     /// Every service `i` depends on, directly or not.
     pub fn all_deps(&self, i: usize) -> BTreeSet<usize> {
-        let mut seen = BTreeSet::new();
-        let mut stack = self.deps[i].clone();
-        while let Some(d) = stack.pop() {
-            if seen.insert(d) {
-                stack.extend(self.deps[d].iter().copied());
-            }
-        }
-        seen
+        closure(&self.deps, i)
     }
+
+    /// Every service that depends on `i`, directly or not: all of them
+    /// stop before `i` does.
+    pub fn all_dependents(&self, i: usize) -> BTreeSet<usize> {
+        closure(&self.dependents, i)
+    }
+}
+
+fn closure(edges: &[Vec<usize>], i: usize) -> BTreeSet<usize> {
+    let mut seen = BTreeSet::new();
+    let mut stack = edges[i].clone();
+    while let Some(d) = stack.pop() {
+        if seen.insert(d) {
+            stack.extend(edges[d].iter().copied());
+        }
+    }
+    seen
 }
 
 fn visit(

@@ -8,6 +8,12 @@
 
 pub mod config;
 mod graph;
+mod manager;
+mod state;
+mod status;
 
 pub use config::{Config, ConfigError, Listen, Readiness, RestartPolicy, ServiceConfig, WardenConfig};
 pub use graph::{Cycle, Graph};
+pub use manager::{Action, Command, CommandError, Manager, Mutants};
+pub use state::{Effect, Illegal, SvcEvent, SvcState, Then, step};
+pub use status::ServiceStatus;
