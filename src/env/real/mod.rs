@@ -25,6 +25,7 @@ mod crash;
 mod disk;
 mod fds;
 mod net;
+mod orphans;
 mod panic_location;
 mod process;
 mod scm;
@@ -34,6 +35,7 @@ pub use crash::check_crash_target;
 pub use disk::{RealDirLock, RealFile};
 pub use fds::RealFd;
 pub use net::{RealDatagram, RealListener, RealStream};
+pub use orphans::{kill_all_children, reap_orphans};
 pub use process::RealChild;
 pub use signals::{RealSignals, block_handled_signals};
 

@@ -41,6 +41,13 @@ struct ChildInner {
     group: bool,
 }
 
+impl Drop for ChildInner {
+    fn drop(&mut self) {
+        // Unreaped and unheld: an orphan for `reap_orphans` from now on.
+        super::orphans::disown(self.pid);
+    }
+}
+
 impl std::fmt::Debug for RealChild {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RealChild").field("pid", &self.inner.pid).finish_non_exhaustive()
@@ -183,6 +190,7 @@ impl RealEnv {
         };
         // std's Child is dropped without waiting: the pidfd holds it now.
         drop(child);
+        super::orphans::own(pid);
         tracing::debug!(pid, program = %program, "spawned");
         let output = match pipes_parent {
             Some((out, err)) => Some(Output::start(out, err)?),
@@ -249,6 +257,7 @@ impl RealEnv {
                 match waitid_pidfd(inner.pidfd.get_ref()) {
                     Ok(Some(s)) => {
                         inner.status.set(Some(s));
+                        super::orphans::disown(inner.pid);
                         tracing::debug!(pid = inner.pid, status = %s, "child exited");
                         return s;
                     }
