@@ -95,6 +95,19 @@ pub const ALL: &[Mutant] = &[
     },
     Mutant { name: "readiness-fails-open", bug: "a readiness check that has not completed yet counts as ready" },
     Mutant { name: "start-not-idempotent", bug: "a second start() starts every service again" },
+    // The service manager (warden run).
+    Mutant {
+        name: "service-stop-unordered",
+        bug: "the service manager stops every service at once instead of dependents first",
+    },
+    Mutant {
+        name: "service-orphan-on-exit",
+        bug: "a service that ignores its stop signal is forgotten at its stop timeout, not killed: it outlives warden",
+    },
+    Mutant {
+        name: "service-on-failure-restarts-clean-exit",
+        bug: "restart = on-failure restarts a service that exited with status 0",
+    },
 ];
 
 /// Whether warden was built with the `mutants` feature, so mutants can fire.
