@@ -159,6 +159,10 @@ pub struct SpawnOptions {
     pub pid_var: Option<String>,
     /// SIGKILL the child when the calling process dies, however it dies.
     pub kill_with_parent: bool,
+    /// Pass the spec's fds in blocking mode, as systemd passes activated
+    /// sockets. The mode belongs to the open file description, which the
+    /// caller shares: only for fds the caller does not use itself.
+    pub blocking_fds: bool,
 }
 
 /// Which output stream a captured line came from.

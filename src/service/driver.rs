@@ -274,6 +274,7 @@ impl<E: Env> Driver<E> {
             notify: cfg.ready == Readiness::Notify,
             pid_var: (!cfg.listen.is_empty()).then(|| "LISTEN_PID".to_owned()),
             kill_with_parent: true,
+            blocking_fds: true,
         };
         let child = Rc::new(self.env.spawn_with(spec, opts).map_err(|e| format!("{}: {e}", cfg.command[0]))?);
         let pid = self.env.child_pid(&child);

@@ -109,6 +109,11 @@ impl RealEnv {
         let mut scratch: Vec<RawFd> = vec![-1; raw_sources.len()];
         let nofile = nofile_limit();
 
+        if opts.blocking_fds {
+            for fd in &raw_sources {
+                set_blocking(*fd)?;
+            }
+        }
         let notify = if opts.notify { Some(NotifySocket::bind()?) } else { None };
         if let Some(n) = &notify {
             vars.retain(|(k, _)| k != "NOTIFY_SOCKET");
@@ -321,6 +326,18 @@ impl RealEnv {
             }
         })
     }
+}
+
+/// Clears O_NONBLOCK on the open file description behind `fd`.
+fn set_blocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL on an fd the caller holds.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Whether the process behind `pidfd` has exited (its pidfd polls readable).
