@@ -22,7 +22,13 @@ async fn ask(config: &Path, request: &Request) -> anyhow::Result<Reply> {
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
-    write.write_all(line.as_bytes()).await?;
+    // A refusing warden may answer and close before reading everything:
+    // its answer is what matters.
+    if let Err(e) = write.write_all(line.as_bytes()).await
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(30), BufReader::new(read).read_line(&mut answer))
         .await

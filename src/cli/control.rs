@@ -6,11 +6,18 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use warden::service::{Command, Handle};
 
 use super::protocol::{Reply, Request, StatusLine};
+
+/// The longest request line read.
+const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound control socket; the path is removed on drop.
 pub(crate) struct ControlSocket {
@@ -72,16 +79,17 @@ pub(crate) async fn serve(socket: ControlSocket, handle: Handle) {
 async fn connection(stream: UnixStream, handle: Handle, me: u32) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    // A request is one short line; read it (bounded in size and time)
+    // before answering, so even a refused client reads its answer.
+    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES));
+    let got = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
     if cred.uid() != me && cred.uid() != 0 {
         tracing::warn!(uid = cred.uid(), pid = cred.pid(), "control socket: refused a peer with another uid");
         let reply = Reply::error(format!("permission denied: uid {} is neither warden's ({me}) nor root", cred.uid()));
         return send(&mut write, &reply).await;
     }
-    let mut line = String::new();
-    let mut reader = BufReader::new(read);
-    tokio::time::timeout(std::time::Duration::from_secs(10), reader.read_line(&mut line))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request within 10 s"))??;
+    got.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request in time"))??;
     let reply = match serde_json::from_str::<Request>(line.trim()) {
         Err(e) => Reply::error(format!("bad request: {e}")),
         Ok(Request::Status) => {
