@@ -6,6 +6,7 @@
 //! machine: restart policies, backoff, intensity, ordered start and stop)
 //! → [`start`] (the thin async driver over `ProcessEnv` and `NetEnv`).
 
+mod action;
 pub mod config;
 mod driver;
 mod graph;
