@@ -114,7 +114,9 @@ impl NotifySocket {
     pub(super) async fn next(&self) -> Option<String> {
         let mut buf = vec![0u8; 4096];
         match self.sock.recv(&mut buf).await {
-            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            // Newline-separated assignments; sd_notify clients often end
+            // the last one with a newline too: the message is the same.
+            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).trim_end_matches('\n').to_owned()),
             Err(e) => {
                 tracing::warn!(error = %e, "notification socket failed");
                 std::future::pending().await

@@ -135,8 +135,13 @@ impl RealEnv {
         };
         let mut pid_exec = match &opts.pid_var {
             Some(name) => {
-                let path = resolved.clone().unwrap_or_else(|| std::path::PathBuf::from(&program));
-                let argv: Vec<String> = std::iter::once(program.clone()).chain(args.iter().cloned()).collect();
+                // The same program and argv as `cmd` (launcher included).
+                let path = std::path::PathBuf::from(cmd.get_program());
+                let argv0 = if resolved.is_some() { program.clone() } else { path.display().to_string() };
+                let argv: Vec<String> = std::iter::once(argv0)
+                    .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+                    .chain(args.iter().cloned())
+                    .collect();
                 Some(PidExec::new(&path, &argv, &vars, name)?)
             }
             None => None,
