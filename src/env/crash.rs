@@ -37,8 +37,17 @@ impl CrashPoint {
 pub const SELFTEST: &[CrashPoint] =
     &[CrashPoint::step("selftest.journal.after_append"), CrashPoint::step("selftest.journal.after_sync")];
 
+/// Crash points of the service manager's driver (`warden run`): warden
+/// dies right after it spawned a service, signalled one, or learnt that
+/// one exited. Its services must not outlive it (PR_SET_PDEATHSIG).
+pub const SERVICE: &[CrashPoint] = &[
+    CrashPoint::step("service.driver.after_spawn"),
+    CrashPoint::step("service.driver.after_signal"),
+    CrashPoint::step("service.driver.after_exit"),
+];
+
 /// Every declared list, by protocol.
-pub const ALL: &[(&str, &[CrashPoint])] = &[("selftest", SELFTEST)];
+pub const ALL: &[(&str, &[CrashPoint])] = &[("selftest", SELFTEST), ("service", SERVICE)];
 
 /// The declared crash point called `name`.
 pub fn find(name: &str) -> Option<&'static CrashPoint> {

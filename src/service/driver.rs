@@ -153,8 +153,16 @@ impl<E: Env> Driver<E> {
         let mut next_watchdog = self.opts.watchdog.map(|w| env.now() + w);
         loop {
             while let Some(a) = self.m.poll_action() {
+                let point = match a {
+                    Action::Spawn { .. } => Some("service.driver.after_spawn"),
+                    Action::Signal { .. } => Some("service.driver.after_signal"),
+                    Action::Forget { .. } | Action::Finished { .. } => None,
+                };
                 if let Some(c) = self.execute(a) {
                     code = Some(c);
+                }
+                if let Some(point) = point {
+                    crate::crash_point!(env, point).await;
                 }
             }
             *self.shared.status.borrow_mut() = self.m.status();
@@ -181,7 +189,10 @@ impl<E: Env> Driver<E> {
             futures::select_biased! {
                 sig = env.next_signal(&mut signals).fuse() => self.m.handle_signal(env.now(), sig),
                 ev = events.next() => match ev {
-                    Some(Event::Exited(svc, id, status)) => self.exited(svc, id, status),
+                    Some(Event::Exited(svc, id, status)) => {
+                        self.exited(svc, id, status);
+                        crate::crash_point!(env, "service.driver.after_exit").await;
+                    }
                     Some(Event::Ready(svc, id)) => self.m.handle_ready(env.now(), svc, id),
                     None => {}
                 },

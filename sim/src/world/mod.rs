@@ -132,6 +132,8 @@ pub struct Proc {
     pub notify_waker: Option<Waker>,
     /// It reaps its orphaned descendants (PR_SET_CHILD_SUBREAPER).
     pub subreaper: bool,
+    /// SIGKILL it when its parent exits (PR_SET_PDEATHSIG).
+    pub kill_with_parent: bool,
 }
 
 impl Proc {
@@ -159,6 +161,7 @@ impl Proc {
             notifications: None,
             notify_waker: None,
             subreaper: false,
+            kill_with_parent: false,
         }
     }
 }

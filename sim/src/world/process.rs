@@ -85,6 +85,7 @@ pub(crate) fn start_process(sim: &Rc<Simulation>, launch: Launch) -> io::Result<
             pgid,
             cwd: options.working_dir.clone(),
             notifications: options.notify.then(Default::default),
+            kill_with_parent: options.kill_with_parent,
             ..Proc::new(host, pid, program)
         });
         let boot = w.hosts[host as usize].boot_ns;
@@ -155,6 +156,7 @@ pub(crate) fn exit_process(sim: &Rc<Simulation>, proc: u32, status: ExitStatus) 
         w.wake();
     }
     drop(sig_waker);
+    super::service_io::kill_children_of(sim, proc);
     if let Some((entry, boots)) = restart {
         let k = Rc::downgrade(sim);
         sim.exec.schedule(

@@ -85,3 +85,19 @@ pub(super) fn next_notification(sim: Rc<Simulation>, proc: u32) -> impl Future<O
         Poll::Pending
     })
 }
+
+/// Process `parent` exited: its children spawned with `kill_with_parent`
+/// get SIGKILL, as PR_SET_PDEATHSIG does.
+pub(super) fn kill_children_of(sim: &Rc<Simulation>, parent: u32) {
+    let doomed: Vec<u32> = sim
+        .world
+        .borrow()
+        .procs
+        .iter()
+        .filter(|(_, p)| p.parent == Some(parent) && p.kill_with_parent && !matches!(p.state, ProcState::Exited(_)))
+        .map(|(id, _)| *id)
+        .collect();
+    for c in doomed {
+        let _ = super::process::deliver(sim, c, Signal::Kill);
+    }
+}

@@ -77,8 +77,15 @@ pub(super) async fn warden(env: SimEnv, text: Rc<String>, obs: Rc<Observed>) -> 
     };
     obs.wardens.borrow_mut().push((env.pid(), env.proc_id()));
     let opts = RunOptions { base_vars: vec![("WARDEN_ID".to_owned(), env.proc_id().to_string())], watchdog: None };
+    let me = env.proc_id();
     match warden::service::start(env, config, opts) {
-        Ok((_handle, supervision)) => supervision.await,
+        Ok((_handle, supervision)) => {
+            let code = supervision.await;
+            // Before it exits: the manager itself must have ended every
+            // service (kill_with_parent only backs it up when warden dies).
+            obs.warden_exited(me);
+            code
+        }
         Err(e) => {
             tracing::error!(error = %e, "warden cannot start");
             1
