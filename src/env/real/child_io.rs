@@ -97,6 +97,7 @@ impl NotifySocket {
     /// Binds a fresh socket under the temporary directory.
     pub(super) fn bind() -> io::Result<NotifySocket> {
         let dir = std::env::temp_dir().join(format!("warden-notify-{}", std::process::id()));
+        // Re-created if a dropped socket took it away meanwhile.
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let path = dir.join(format!("{}.sock", NEXT_NOTIFY.fetch_add(1, Ordering::Relaxed)));
@@ -128,6 +129,11 @@ impl NotifySocket {
 impl Drop for NotifySocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        // The directory goes with its last socket (remove_dir fails while
+        // another one is bound there).
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
