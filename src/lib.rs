@@ -10,4 +10,5 @@
 pub mod env;
 pub mod gate;
 pub mod handoff;
+pub mod service;
 pub mod supervisor;

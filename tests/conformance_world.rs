@@ -14,7 +14,7 @@ mod conformance;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use conformance::{programs, world};
+use conformance::{programs, service, world};
 use libtest_mimic::{Arguments, Trial};
 use warden::env::Env;
 use warden::env::real::{RealEnv, block_handled_signals};
@@ -28,7 +28,12 @@ fn run_program(args: &[String]) -> ! {
     }
     let name = args.first().cloned().unwrap_or_default();
     let rest = args.get(1..).map(<[String]>::to_vec).unwrap_or_default();
-    let code = RealEnv::block_on(programs::run(name, RealEnv::new(), rest)).unwrap_or(programs::MISUSED);
+    // Programs that start programs run them through this binary too.
+    let env = match std::env::current_exe() {
+        Ok(exe) => RealEnv::with_launcher(exe, vec![PROGRAM_FLAG.to_owned()]),
+        Err(_) => RealEnv::new(),
+    };
+    let code = RealEnv::block_on(programs::run(name, env, rest)).unwrap_or(programs::MISUSED);
     std::process::exit(code);
 }
 
@@ -87,10 +92,10 @@ where
 }
 
 macro_rules! trials {
-    ($($name:ident),* $(,)?) => {
+    ($($module:ident::$name:ident),* $(,)?) => {
         vec![$(
-            sim_trial(stringify!($name), world::$name),
-            real_trial(stringify!($name), world::$name),
+            sim_trial(stringify!($name), $module::$name),
+            real_trial(stringify!($name), $module::$name),
         )*]
     };
 }
@@ -102,18 +107,21 @@ fn main() {
     }
     let args = Arguments::from_args();
     let trials = trials!(
-        exit_codes_and_signal_statuses,
-        sigterm_handled_and_unhandled,
-        sigstop_pauses_and_sigcont_resumes,
-        unix_round_trip,
-        listener_passed_to_child_while_parent_keeps_copy,
-        connects_queue_while_nobody_accepts,
-        refused_once_the_last_fd_closes,
-        broken_pipe_on_a_unix_stream,
-        no_such_process,
-        rename_replaces_a_file_atomically,
-        dir_lock_held_and_released_at_holder_death,
-        unlisted_fds_are_not_inherited,
+        world::exit_codes_and_signal_statuses,
+        world::sigterm_handled_and_unhandled,
+        world::sigstop_pauses_and_sigcont_resumes,
+        world::unix_round_trip,
+        world::listener_passed_to_child_while_parent_keeps_copy,
+        world::connects_queue_while_nobody_accepts,
+        world::refused_once_the_last_fd_closes,
+        world::broken_pipe_on_a_unix_stream,
+        world::no_such_process,
+        world::rename_replaces_a_file_atomically,
+        world::dir_lock_held_and_released_at_holder_death,
+        world::unlisted_fds_are_not_inherited,
+        service::notify_reaches_the_parent,
+        service::pid_var_is_the_childs_own_pid,
+        service::signal_group_reaches_what_the_child_started,
     );
     libtest_mimic::run(&args, trials).exit();
 }

@@ -71,8 +71,17 @@ pub const HANDOFF: &[CrashPoint] = &[
     CrashPoint::step("handoff.n.after_commit_recv"),
 ];
 
+/// Crash points of the service manager's driver (`warden run`): warden
+/// dies right after it spawned a service, signalled one, or learnt that
+/// one exited. Its services must not outlive it (PR_SET_PDEATHSIG).
+pub const SERVICE: &[CrashPoint] = &[
+    CrashPoint::step("service.driver.after_spawn"),
+    CrashPoint::step("service.driver.after_signal"),
+    CrashPoint::step("service.driver.after_exit"),
+];
+
 /// Every declared list, by protocol.
-pub const ALL: &[(&str, &[CrashPoint])] = &[("selftest", SELFTEST), ("handoff", HANDOFF)];
+pub const ALL: &[(&str, &[CrashPoint])] = &[("selftest", SELFTEST), ("handoff", HANDOFF), ("service", SERVICE)];
 
 /// The declared crash point called `name`.
 pub fn find(name: &str) -> Option<&'static CrashPoint> {

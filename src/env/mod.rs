@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime};
 pub use disk::{DiskEnv, OpenOptions};
 pub use instant::Instant;
 pub use net::{Addr, NetEnv};
-pub use process::{CHILD_PID, ExitStatus, Pid, ProcessEnv, ProcessSpec, Signal};
+pub use process::{
+    CHILD_PID, ExitStatus, OutputLine, OutputStream, Pid, ProcessEnv, ProcessSpec, Signal, SpawnOptions,
+};
 pub use task::{AbortHandle, JoinError, JoinHandle, panic_message};
 pub use tokio_util::sync::CancellationToken;
 

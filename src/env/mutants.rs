@@ -117,6 +117,19 @@ pub const ALL: &[Mutant] = &[
         name: "handoff-stale-frame-accepted",
         bug: "frames carrying another handoff's id are acted on (a late ResumeAfterAbort resumes a sealed O)",
     },
+    // The service manager (warden run).
+    Mutant {
+        name: "service-stop-unordered",
+        bug: "the service manager stops every service at once instead of dependents first",
+    },
+    Mutant {
+        name: "service-orphan-on-exit",
+        bug: "a service that ignores its stop signal is forgotten at its stop timeout, not killed: it outlives warden",
+    },
+    Mutant {
+        name: "service-on-failure-restarts-clean-exit",
+        bug: "restart = on-failure restarts a service that exited with status 0",
+    },
 ];
 
 /// Whether warden was built with the `mutants` feature, so mutants can fire.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::path::PathBuf;
 
 /// A process id as the host numbers it: reused once the number wraps, so
 /// never a safe name for a process that may have exited (use a child handle).
@@ -145,6 +146,54 @@ impl<Fd> ProcessSpec<Fd> {
     }
 }
 
+/// How a child starts beyond its [`ProcessSpec`]: what a service manager
+/// needs (systemd's `WorkingDirectory=`, its own process group, captured
+/// output, `NOTIFY_SOCKET`, `LISTEN_PID`). `Default` is what
+/// [`ProcessEnv::spawn_process`] does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// The child's working directory (default: the caller's).
+    pub working_dir: Option<PathBuf>,
+    /// Start the child in a new process group led by itself, so
+    /// [`ProcessEnv::signal_group`] reaches it and everything it forks.
+    pub new_process_group: bool,
+    /// Capture stdout and stderr as lines ([`ProcessEnv::next_output_line`]).
+    pub capture_output: bool,
+    /// Find a program named without '/' on `PATH` (the child's, else the
+    /// caller's), as execvp does, instead of the backend's program lookup.
+    pub search_path: bool,
+    /// Give the child a notification socket (`NOTIFY_SOCKET`) whose messages
+    /// [`ProcessEnv::next_notification`] returns.
+    pub notify: bool,
+    /// Set this variable to the child's own pid in its environment
+    /// (`LISTEN_PID` of socket activation), known only after fork.
+    pub pid_var: Option<String>,
+    /// SIGKILL the child when the calling process dies, however it dies.
+    pub kill_with_parent: bool,
+    /// Pass the spec's fds in blocking mode, as systemd passes activated
+    /// sockets. The mode belongs to the open file description, which the
+    /// caller shares: only for fds the caller does not use itself.
+    pub blocking_fds: bool,
+}
+
+/// Which output stream a captured line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    /// The child's fd 1.
+    Stdout,
+    /// The child's fd 2.
+    Stderr,
+}
+
+/// One line a child wrote (without its newline; very long lines are split).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    /// Where it was written.
+    pub stream: OutputStream,
+    /// The text, invalid UTF-8 replaced.
+    pub text: String,
+}
+
 /// Processes, signals and inherited state of the calling process.
 pub trait ProcessEnv {
     /// A child process: waitable for its status, signalled safely (it never
@@ -183,4 +232,23 @@ pub trait ProcessEnv {
     fn inherited_fd(&self, n: i32) -> Option<Self::Fd>;
     /// An environment variable of this process.
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Starts a child process with `opts` (see [`SpawnOptions`]).
+    fn spawn_with(&self, spec: ProcessSpec<Self::Fd>, opts: SpawnOptions) -> io::Result<Self::Child>;
+    /// Signals the process group the child leads (spawned with
+    /// [`SpawnOptions::new_process_group`]): the child and whatever it
+    /// forked that stayed in its group. `NotFound` once the group is empty.
+    fn signal_group(&self, child: &Self::Child, signal: Signal) -> io::Result<()>;
+    /// The next line the child wrote to stdout or stderr; `None` once both
+    /// are closed (or when output is not captured).
+    fn next_output_line<'a>(&self, child: &'a Self::Child) -> impl Future<Output = Option<OutputLine>> + 'a;
+    /// The next message the child sent on its notification socket
+    /// (`READY=1`, ...); `None` when it has none.
+    fn next_notification<'a>(&self, child: &'a Self::Child) -> impl Future<Output = Option<String>> + 'a;
+    /// Sends `state` (`READY=1`, `STOPPING=1`, `WATCHDOG=1`) to this
+    /// process's own service manager; `Ok` and nothing sent when it has none.
+    fn notify(&self, state: &str) -> io::Result<()>;
+    /// Makes this process the reaper of its orphaned descendants
+    /// (PR_SET_CHILD_SUBREAPER), so they stay its children.
+    fn set_child_subreaper(&self) -> io::Result<()>;
 }

@@ -7,8 +7,18 @@ use std::time::Duration;
 use warden::env::{Env, Signal};
 
 /// Every program name.
-pub const NAMES: &[&str] =
-    &["exit-with", "sleep-forever", "term-handler", "ticker", "accept-echo", "lock-holder", "count-fds"];
+pub const NAMES: &[&str] = &[
+    "exit-with",
+    "sleep-forever",
+    "term-handler",
+    "ticker",
+    "accept-echo",
+    "lock-holder",
+    "count-fds",
+    "notify-ready",
+    "pid-var-is-mine",
+    "fork-sleeper",
+];
 
 /// Exit code of a program that was misused (missing fd or argument).
 pub const MISUSED: i32 = 70;
@@ -85,6 +95,34 @@ pub async fn run<E: Env>(name: String, env: E, args: Vec<String>) -> i32 {
             }
         }
         "count-fds" => (3..64).filter(|n| env.inherited_fd(*n).is_some()).count() as i32,
+        "notify-ready" => {
+            if env.notify("READY=1").is_err() {
+                return MISUSED;
+            }
+            loop {
+                env.sleep(Duration::from_secs(3600)).await;
+            }
+        }
+        "pid-var-is-mine" => match env.var("LISTEN_PID") {
+            Some(p) if p == env.pid().to_string() => 0,
+            _ => 1,
+        },
+        "fork-sleeper" => {
+            // Starts a child in its own group (no options) and tells its pid on fd 3.
+            let Some(s) = env.inherited_fd(3).and_then(|fd| env.fd_into_stream(fd).ok()) else {
+                return MISUSED;
+            };
+            let Ok(child) = env.spawn_process(warden::env::ProcessSpec::new("sleep-forever")) else {
+                return MISUSED;
+            };
+            let pid = env.child_pid(&child).to_string();
+            if env.write_all(&s, format!("{pid:>10}").as_bytes()).await.is_err() {
+                return MISUSED;
+            }
+            loop {
+                env.sleep(Duration::from_secs(3600)).await;
+            }
+        }
         _ => MISUSED,
     }
 }

@@ -14,6 +14,7 @@ mod selftest_lost_update;
 mod selftest_nondeterministic;
 mod selftest_pct;
 mod selftest_pid_reuse;
+mod service_manager;
 mod supervisor_done_delay;
 mod supervisor_lifecycle;
 mod supervisor_recover;
@@ -105,6 +106,7 @@ pub fn all() -> &'static [&'static dyn Model] {
         &supervisor_recover::Recover,
         &supervisor_lifecycle::Lifecycle,
         &handoff_upgrade::Upgrade,
+        &service_manager::ServiceManager,
     ]
 }
 

@@ -24,4 +24,6 @@ pub enum Kind {
     CrashPoint = 9,
     /// A network partition began: (host a, host b).
     Partition = 10,
+    /// A process sent a notification (sd_notify): (process, its length).
+    Notify = 11,
 }

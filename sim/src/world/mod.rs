@@ -13,6 +13,7 @@ mod handles;
 mod net;
 mod process;
 mod process_env;
+mod service_io;
 pub mod stream;
 mod udp;
 
@@ -120,6 +121,19 @@ pub struct Proc {
     pub exit_waiters: Vec<Waker>,
     /// Index of the init entry that started it.
     pub init_entry: Option<usize>,
+    /// Its process group (the pid of the group's leader).
+    pub pgid: u32,
+    /// Its working directory, when spawned with one.
+    pub cwd: Option<PathBuf>,
+    /// Notifications it sent (`READY=1`, ...), when spawned with a
+    /// notification socket, not yet read by its parent.
+    pub notifications: Option<VecDeque<String>>,
+    /// The parent's task waiting for a notification.
+    pub notify_waker: Option<Waker>,
+    /// It reaps its orphaned descendants (PR_SET_CHILD_SUBREAPER).
+    pub subreaper: bool,
+    /// SIGKILL it when its parent exits (PR_SET_PDEATHSIG).
+    pub kill_with_parent: bool,
 }
 
 impl Proc {
@@ -142,6 +156,12 @@ impl Proc {
             signal_waker: None,
             exit_waiters: Vec::new(),
             init_entry: None,
+            pgid: pid,
+            cwd: None,
+            notifications: None,
+            notify_waker: None,
+            subreaper: false,
+            kill_with_parent: false,
         }
     }
 }

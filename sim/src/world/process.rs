@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
 use futures::FutureExt;
-use warden::env::{ExitStatus, Signal};
+use warden::env::{ExitStatus, Signal, SpawnOptions};
 
 use super::fd::{Desc, DescKind};
 use super::{INIT_RESTART_DELAY_NS, Proc, ProcState};
@@ -35,6 +35,8 @@ pub struct Launch {
     pub parent: Option<u32>,
     /// The init entry that starts it.
     pub init_entry: Option<usize>,
+    /// Working directory, process group, notification socket, pid variable.
+    pub options: SpawnOptions,
 }
 
 impl Launch {
@@ -48,13 +50,14 @@ impl Launch {
             fds: Vec::new(),
             parent: None,
             init_entry: None,
+            options: SpawnOptions::default(),
         }
     }
 }
 
 /// Starts a process; returns its global id.
 pub(crate) fn start_process(sim: &Rc<Simulation>, launch: Launch) -> io::Result<u32> {
-    let Launch { host, program, args, vars, fds, parent, init_entry } = launch;
+    let Launch { host, program, args, mut vars, fds, parent, init_entry, options } = launch;
     let program = program.as_str();
     let (proc, env, main) = {
         let mut w = sim.world.borrow_mut();
@@ -72,11 +75,17 @@ pub(crate) fn start_process(sim: &Rc<Simulation>, launch: Launch) -> io::Result<
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "no free pid (EAGAIN)"));
         };
         let inherited: BTreeMap<i32, Rc<Desc>> = fds.into_iter().map(|(d, n)| (n, d)).collect();
+        let pgid = super::service_io::child_pgid(&w, parent, pid, &options);
+        super::service_io::child_vars(&mut vars, pid, &options);
         let proc = w.insert_proc(Proc {
             parent,
             vars: vars.into_iter().collect(),
             inherited,
             init_entry,
+            pgid,
+            cwd: options.working_dir.clone(),
+            notifications: options.notify.then(Default::default),
+            kill_with_parent: options.kill_with_parent,
             ..Proc::new(host, pid, program)
         });
         let boot = w.hosts[host as usize].boot_ns;
@@ -166,6 +175,7 @@ pub(crate) fn exit_process(sim: &Rc<Simulation>, proc: u32, status: ExitStatus) 
         w.wake();
     }
     drop(sig_waker);
+    super::service_io::kill_children_of(sim, proc);
     if let Some((entry, boots)) = restart {
         let k = Rc::downgrade(sim);
         sim.exec.schedule(

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use warden::env::{ExitStatus, Pid, ProcessEnv, ProcessSpec, Signal};
+use warden::env::{ExitStatus, OutputLine, Pid, ProcessEnv, ProcessSpec, Signal, SpawnOptions};
 
 use super::ProcState;
 use super::fd::Desc;
@@ -50,6 +50,10 @@ impl ProcessEnv for SimEnv {
     }
 
     fn spawn_process(&self, spec: ProcessSpec<SimFd>) -> io::Result<SimChild> {
+        self.spawn_with(spec, SpawnOptions::default())
+    }
+
+    fn spawn_with(&self, spec: ProcessSpec<SimFd>, options: SpawnOptions) -> io::Result<SimChild> {
         if self.sim.exec.is_dead(self.proc) {
             return Err(io::Error::other("calling process has exited"));
         }
@@ -59,6 +63,7 @@ impl ProcessEnv for SimEnv {
             vars: spec.vars,
             fds,
             parent: Some(self.proc),
+            options,
             ..Launch::new(self.host, &spec.program, spec.args)
         };
         let proc = start_process(&self.sim, launch)?;
@@ -150,5 +155,33 @@ impl ProcessEnv for SimEnv {
 
     fn var(&self, name: &str) -> Option<String> {
         self.sim.world.borrow().procs.get(&self.proc)?.vars.get(name).cloned()
+    }
+
+    fn signal_group(&self, child: &SimChild, signal: Signal) -> io::Result<()> {
+        if self.sim.exec.is_dead(self.proc) {
+            return Ok(());
+        }
+        super::service_io::signal_group(&self.sim, self.host, child.pid, signal)
+    }
+
+    fn next_output_line<'a>(&self, _child: &'a SimChild) -> impl Future<Output = Option<OutputLine>> + 'a {
+        // Simulated programs write no stdout or stderr.
+        std::future::ready(None)
+    }
+
+    fn next_notification<'a>(&self, child: &'a SimChild) -> impl Future<Output = Option<String>> + 'a {
+        super::service_io::next_notification(self.sim.clone(), child.proc)
+    }
+
+    fn notify(&self, state: &str) -> io::Result<()> {
+        super::service_io::notify(&self.sim, self.proc, state);
+        Ok(())
+    }
+
+    fn set_child_subreaper(&self) -> io::Result<()> {
+        if let Some(p) = self.sim.world.borrow_mut().procs.get_mut(&self.proc) {
+            p.subreaper = true;
+        }
+        Ok(())
     }
 }

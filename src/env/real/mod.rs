@@ -16,13 +16,16 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    Addr, DiskEnv, Env, ExitStatus, Instant, LocalTask, NetEnv, OpenOptions, Pid, ProcessEnv, ProcessSpec, Signal,
+    Addr, DiskEnv, Env, ExitStatus, Instant, LocalTask, NetEnv, OpenOptions, OutputLine, Pid, ProcessEnv, ProcessSpec,
+    Signal, SpawnOptions,
 };
 
+mod child_io;
 mod crash;
 mod disk;
 mod fds;
 mod net;
+mod orphans;
 mod panic_location;
 mod process;
 mod scm;
@@ -32,6 +35,7 @@ pub use crash::check_crash_target;
 pub use disk::{RealDirLock, RealFile};
 pub use fds::RealFd;
 pub use net::{RealDatagram, RealListener, RealStream};
+pub use orphans::{kill_all_children, reap_orphans};
 pub use process::RealChild;
 pub use signals::{RealSignals, block_handled_signals};
 
@@ -169,7 +173,7 @@ impl ProcessEnv for RealEnv {
     }
 
     fn spawn_process(&self, spec: ProcessSpec<RealFd>) -> io::Result<RealChild> {
-        self.spawn_real(spec)
+        self.spawn_real(spec, SpawnOptions::default())
     }
 
     fn child_pid(&self, child: &RealChild) -> Pid {
@@ -210,6 +214,35 @@ impl ProcessEnv for RealEnv {
 
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+
+    fn spawn_with(&self, spec: ProcessSpec<RealFd>, opts: SpawnOptions) -> io::Result<RealChild> {
+        self.spawn_real(spec, opts)
+    }
+
+    fn signal_group(&self, child: &RealChild, signal: Signal) -> io::Result<()> {
+        Self::signal_group_real(child, signal)
+    }
+
+    fn next_output_line<'a>(&self, child: &'a RealChild) -> impl Future<Output = Option<OutputLine>> + 'a {
+        Self::next_output_line_real(child)
+    }
+
+    fn next_notification<'a>(&self, child: &'a RealChild) -> impl Future<Output = Option<String>> + 'a {
+        Self::next_notification_real(child)
+    }
+
+    fn notify(&self, state: &str) -> io::Result<()> {
+        sd_notify::notify(false, &[sd_notify::NotifyState::Custom(state)])
+    }
+
+    fn set_child_subreaper(&self) -> io::Result<()> {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only sets a flag.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 

@@ -14,9 +14,10 @@ use std::rc::Rc;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use super::child_io::{NotifySocket, Output, PidExec, child_path_var, output_pipes, search_path};
 use super::fds::{FdPlan, RealFd, need_runtime, nofile_limit, register};
 use super::{RealEnv, signals};
-use crate::env::{CHILD_PID, ExitStatus, Pid, ProcessSpec, Signal};
+use crate::env::{CHILD_PID, ExitStatus, OutputLine, Pid, ProcessSpec, Signal, SpawnOptions};
 
 /// A child process, held by a pidfd.
 ///
@@ -34,6 +35,19 @@ struct ChildInner {
     /// Set once the child was reaped: `waitid` reports a status only once,
     /// every later wait returns this.
     status: Cell<Option<ExitStatus>>,
+    /// Captured stdout/stderr lines ([`SpawnOptions::capture_output`]).
+    output: Option<Output>,
+    /// Its notification socket ([`SpawnOptions::notify`]).
+    notify: Option<NotifySocket>,
+    /// It leads its own process group ([`SpawnOptions::new_process_group`]).
+    group: bool,
+}
+
+impl Drop for ChildInner {
+    fn drop(&mut self) {
+        // Unreaped and unheld: an orphan for `reap_orphans` from now on.
+        super::orphans::disown(self.pid);
+    }
 }
 
 impl std::fmt::Debug for RealChild {
@@ -88,43 +102,94 @@ pub(super) fn exit_status(si_code: i32, si_status: i32) -> ExitStatus {
 }
 
 impl RealEnv {
-    pub(super) fn spawn_real(&self, spec: ProcessSpec<RealFd>) -> io::Result<RealChild> {
+    pub(super) fn spawn_real(&self, spec: ProcessSpec<RealFd>, mut opts: SpawnOptions) -> io::Result<RealChild> {
         need_runtime()?;
-        let ProcessSpec { program, args, vars, fds } = spec;
+        let ProcessSpec { program, args, mut vars, fds } = spec;
+        // A variable set with `ProcessSpec::pid_var` is a pid variable too.
+        if let Some(i) = vars.iter().position(|(_, v)| v == CHILD_PID) {
+            let (name, _) = vars.remove(i);
+            opts.pid_var.get_or_insert(name);
+        }
         let (sources, targets): (Vec<RealFd>, Vec<i32>) = fds.into_iter().unzip();
         let plan = FdPlan::new(&targets)?;
         let raw_sources: Vec<RawFd> = sources.iter().map(AsRawFd::as_raw_fd).collect();
         let mut scratch: Vec<RawFd> = vec![-1; raw_sources.len()];
         let nofile = nofile_limit();
 
-        let mut cmd = match &self.launcher {
-            Some(l) if !program.contains('/') => {
+        if opts.blocking_fds {
+            for fd in &raw_sources {
+                set_blocking(*fd)?;
+            }
+        }
+        let notify = if opts.notify { Some(NotifySocket::bind()?) } else { None };
+        if let Some(n) = &notify {
+            vars.retain(|(k, _)| k != "NOTIFY_SOCKET");
+            vars.push(("NOTIFY_SOCKET".to_owned(), n.path().display().to_string()));
+        }
+        let resolved = if opts.search_path { Some(search_path(&program, &child_path_var(&vars))?) } else { None };
+        let mut cmd = match (&self.launcher, &resolved) {
+            (_, Some(path)) => {
+                let mut c = std::process::Command::new(path);
+                c.arg0(&program);
+                c
+            }
+            (Some(l), None) if !program.contains('/') => {
                 let mut c = std::process::Command::new(&l.exe);
                 c.args(&l.prefix_args).arg(&program);
                 c
             }
             _ => std::process::Command::new(&program),
         };
-        cmd.args(&args);
-        let pid_env = PidEnv::new(&vars)?;
-        if pid_env.is_none() {
-            cmd.env_clear().envs(vars);
+        let mut pid_exec = match &opts.pid_var {
+            Some(name) => {
+                // The same program and argv as `cmd` (launcher included).
+                let path = std::path::PathBuf::from(cmd.get_program());
+                let argv0 = if resolved.is_some() { program.clone() } else { path.display().to_string() };
+                let argv: Vec<String> = std::iter::once(argv0)
+                    .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+                    .chain(args.iter().cloned())
+                    .collect();
+                Some(PidExec::new(&path, &argv, &vars, name)?)
+            }
+            None => None,
+        };
+        cmd.args(&args).env_clear().envs(vars);
+        if let Some(dir) = &opts.working_dir {
+            cmd.current_dir(dir);
         }
+        if opts.new_process_group {
+            cmd.process_group(0);
+        }
+        let mut pipes_parent = None;
+        if opts.capture_output {
+            let (parent, (out_w, err_w)) = output_pipes()?;
+            cmd.stdout(std::process::Stdio::from(out_w)).stderr(std::process::Stdio::from(err_w));
+            pipes_parent = Some(parent);
+        }
+        let kill_with_parent = opts.kill_with_parent;
         // SAFETY: the closure runs between fork and exec in the child and
         // makes only async-signal-safe calls (fcntl, dup2, close_range,
-        // sigprocmask, sigaction) on data prepared above; it allocates
-        // nothing (io::Error::last_os_error does not allocate).
+        // sigprocmask, sigaction, prctl, getpid, execve) on data prepared
+        // above; it allocates nothing (io::Error::last_os_error does not
+        // allocate).
         unsafe {
-            let mut pid_env = pid_env;
             cmd.pre_exec(move || {
                 plan.apply_in_child(&raw_sources, &mut scratch, nofile)?;
-                if let Some(e) = pid_env.as_mut() {
-                    e.install_in_child();
+                signals::reset_in_child()?;
+                if kill_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
                 }
-                signals::reset_in_child()
+                match pid_exec.as_mut() {
+                    // Execs here (std's exec never runs) with the pid set.
+                    Some(exec) => Err(exec.exec_in_child()),
+                    None => Ok(()),
+                }
             });
         }
-        let mut child = cmd.spawn()?;
+        let spawned = cmd.spawn();
+        // The write ends of the output pipes belong to the child now.
+        drop(cmd);
+        let mut child = spawned?;
         // Our copies of the passed fds close now; the child has its own.
         drop(sources);
         let pid = child.id();
@@ -142,8 +207,48 @@ impl RealEnv {
         };
         // std's Child is dropped without waiting: the pidfd holds it now.
         drop(child);
+        super::orphans::own(pid);
         tracing::debug!(pid, program = %program, "spawned");
-        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, adopted: false, status: Cell::new(None) }) })
+        let output = match pipes_parent {
+            Some((out, err)) => Some(Output::start(out, err)?),
+            None => None,
+        };
+        let group = opts.new_process_group;
+        Ok(RealChild {
+            inner: Rc::new(ChildInner { pid, pidfd, adopted: false, status: Cell::new(None), output, notify, group }),
+        })
+    }
+
+    pub(super) fn signal_group_real(child: &RealChild, signal: Signal) -> io::Result<()> {
+        let inner = &child.inner;
+        if !inner.group {
+            return Self::signal_child_real(child, signal);
+        }
+        // The group outlives its leader while any member lives; its number
+        // is not reused before it is empty (a pid that names a live group
+        // is never handed out), so this never reaches a stranger's group
+        // while a member of ours is left.
+        // SAFETY: killpg with a positive group id.
+        let rc = unsafe { libc::killpg(pid_t(inner.pid)?, signal.number()) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::ESRCH) { no_such_process() } else { e });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn next_output_line_real(child: &RealChild) -> Option<OutputLine> {
+        match &child.inner.output {
+            Some(o) => o.next().await,
+            None => None,
+        }
+    }
+
+    pub(super) async fn next_notification_real(child: &RealChild) -> Option<String> {
+        match &child.inner.notify {
+            Some(n) => n.next().await,
+            None => None,
+        }
     }
 
     pub(super) fn child_pid_real(child: &RealChild) -> Pid {
@@ -177,6 +282,7 @@ impl RealEnv {
                 match waitid_pidfd(inner.pidfd.get_ref()) {
                     Ok(Some(s)) => {
                         inner.status.set(Some(s));
+                        super::orphans::disown(inner.pid);
                         tracing::debug!(pid = inner.pid, status = %s, "child exited");
                         return s;
                     }
@@ -232,7 +338,17 @@ impl RealEnv {
     pub(super) fn open_real(pid: Pid) -> io::Result<RealChild> {
         need_runtime()?;
         let pidfd = register(pidfd_open(pid_t(pid)?)?, Interest::READABLE)?;
-        Ok(RealChild { inner: Rc::new(ChildInner { pid, pidfd, adopted: true, status: Cell::new(None) }) })
+        Ok(RealChild {
+            inner: Rc::new(ChildInner {
+                pid,
+                pidfd,
+                adopted: true,
+                status: Cell::new(None),
+                output: None,
+                notify: None,
+                group: false,
+            }),
+        })
     }
 
     pub(super) fn watch_real(pid: Pid) -> io::Result<impl Future<Output = ()> + 'static> {
@@ -248,84 +364,16 @@ impl RealEnv {
     }
 }
 
-/// The environment of a child with a [`CHILD_PID`] variable, built before
-/// fork: the child writes its pid into the reserved bytes and points
-/// `environ` at this block in `pre_exec` (std then execs with `environ`
-/// since the command's own environment is left untouched). Only
-/// async-signal-safe work happens in the child: no allocation.
-struct PidEnv {
-    /// "K=V\0" strings; pid slots hold room for 10 digits.
-    strings: Vec<Vec<u8>>,
-    /// (string index, offset of the digits).
-    slots: Vec<(usize, usize)>,
-    /// Pointers into `strings`, NULL-terminated.
-    ptrs: Vec<*const libc::c_char>,
-}
-
-// SAFETY: the raw pointers point into `strings`, owned by the same value;
-// the block is only read or written in the forked child.
-unsafe impl Send for PidEnv {}
-// SAFETY: as above; the parent never touches it after building it.
-unsafe impl Sync for PidEnv {}
-
-unsafe extern "C" {
-    static mut environ: *const *const libc::c_char;
-}
-
-impl PidEnv {
-    fn new(vars: &[(String, String)]) -> io::Result<Option<PidEnv>> {
-        if !vars.iter().any(|(_, v)| v == CHILD_PID) {
-            return Ok(None);
-        }
-        let mut strings = Vec::new();
-        let mut slots = Vec::new();
-        for (k, v) in vars {
-            let mut s = format!("{k}=").into_bytes();
-            if v == CHILD_PID {
-                slots.push((strings.len(), s.len()));
-                s.extend_from_slice(&[0u8; 11]);
-            } else {
-                s.extend_from_slice(v.as_bytes());
-                s.push(0);
-            }
-            if k.contains('=') || s[..s.len() - 1].contains(&0) && v != CHILD_PID {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad environment variable {k:?}")));
-            }
-            strings.push(s);
-        }
-        let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr().cast()).collect();
-        ptrs.push(std::ptr::null());
-        Ok(Some(PidEnv { strings, slots, ptrs }))
-    }
-
-    /// In the child between fork and exec.
-    fn install_in_child(&mut self) {
-        // SAFETY: getpid is async-signal-safe.
-        let pid = unsafe { libc::getpid() }.unsigned_abs();
-        for &(i, at) in &self.slots {
-            let buf = &mut self.strings[i][at..];
-            let mut digits = [0u8; 10];
-            let mut n = pid;
-            let mut len = 0;
-            loop {
-                digits[len] = b'0' + (n % 10) as u8;
-                len += 1;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            for j in 0..len {
-                buf[j] = digits[len - 1 - j];
-            }
-            buf[len] = 0;
-        }
-        // SAFETY: `ptrs` points into `strings`, which live (in this child's
-        // copy of memory) until exec replaces the image; NULL-terminated.
-        unsafe {
-            environ = self.ptrs.as_ptr();
+/// Clears O_NONBLOCK on the open file description behind `fd`.
+fn set_blocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL on an fd the caller holds.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
         }
     }
+    Ok(())
 }
 
 /// Whether the process behind `pidfd` has exited (its pidfd polls readable).

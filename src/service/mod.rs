@@ -1,0 +1,23 @@
+//! The service manager: OS processes supervised from `warden.toml`.
+//!
+//! Core code over `E: Env`, so `warden-sim` runs exactly what the `warden`
+//! binary runs: [`Config`] (parsed and validated, with `FILE:LINE:COL`
+//! errors) → [`Graph`] (dependency order) → [`Manager`] (a sans-IO state
+//! machine: restart policies, backoff, intensity, ordered start and stop)
+//! → [`start`] (the thin async driver over `ProcessEnv` and `NetEnv`).
+
+mod action;
+pub mod config;
+mod driver;
+mod graph;
+mod manager;
+mod readiness;
+mod state;
+mod status;
+
+pub use config::{Config, ConfigError, Listen, Readiness, RestartPolicy, ServiceConfig, WardenConfig};
+pub use driver::{Handle, RunOptions, start};
+pub use graph::{Cycle, Graph};
+pub use manager::{Action, Command, CommandError, Manager, Mutants};
+pub use state::{Effect, Illegal, SvcEvent, SvcState, Then, step};
+pub use status::ServiceStatus;
