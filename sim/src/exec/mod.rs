@@ -3,7 +3,7 @@
 //! amount per poll and jumps to the next timer when nothing is ready.
 //!
 //! It knows nothing of the simulated world. Whoever runs it (the run's
-//! [`Simulation`](crate::simulation::Simulation)) answers its [`Hooks`]:
+//! `Simulation`) answers its `Hooks`:
 //! the random bits of poll costs, the record of each pick, world events
 //! that timers hand back as tokens, and the run's checks.
 
@@ -43,7 +43,7 @@ pub const EVENT_BUDGET: u64 = 20_000_000;
 /// (yielded) fails the run as a livelock.
 pub const LIVELOCK_STREAK: u32 = 20_000;
 
-/// Why [`Executor::run_until`] returned.
+/// Why the executor stopped running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// No task is ready and no timer is pending.

@@ -201,7 +201,7 @@ fn export_sim_event(r: &RunLocal, kind: Kind, a: u64, text: &str) {
         Kind::HostCrash | Kind::HostBoot => (Some(a as u32), 0, "fault"),
         Kind::Exit | Kind::Signal => (None, a as u32, "process"),
         Kind::CrashPoint | Kind::Partition | Kind::Buggify => (None, r.pid.get(), "fault"),
-        Kind::Spawn | Kind::Poll | Kind::Start => return,
+        Kind::Spawn | Kind::Poll | Kind::Start | Kind::Notify => return,
     };
     if let Some(t) = r.export.borrow_mut().as_mut() {
         t.instant(host, proc, cat, text, r.now_ns.get());
