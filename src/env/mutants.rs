@@ -95,7 +95,20 @@ pub const ALL: &[Mutant] = &[
     },
     Mutant { name: "readiness-fails-open", bug: "a readiness check that has not completed yet counts as ready" },
     Mutant { name: "start-not-idempotent", bug: "a second start() starts every service again" },
+    Mutant {
+        name: "gate-gives-up",
+        bug: "the re-register gate stops retrying a key after 6 failed registers: a partial deletion is never recovered",
+    },
 ];
+
+/// Mutants that re-introduce a regression of warden's own design rather
+/// than a bug a seed fixed or names: listed apart by `warden-sim list`.
+pub const REGRESSIONS: &[&str] = &["gate-no-follow-up", "gate-gives-up"];
+
+/// Whether mutant `name` is one of warden's own regressions.
+pub fn is_regression(name: &str) -> bool {
+    REGRESSIONS.contains(&name)
+}
 
 /// Whether warden was built with the `mutants` feature, so mutants can fire.
 pub fn enabled() -> bool {
@@ -117,6 +130,9 @@ mod tests {
         assert_eq!(names.len(), super::ALL.len(), "duplicate mutant name");
         for n in names {
             assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{n}");
+        }
+        for r in super::REGRESSIONS {
+            assert!(super::find(r).is_some(), "regression {r} is not a declared mutant");
         }
     }
 }
