@@ -4,9 +4,9 @@
 //!
 //! Core code: time, tasks, randomness and signals come through
 //! [`crate::env::Env`]; state machines ([`NodeMachine`], [`Tree`],
-//! [`Backoff`], [`IntensityWindow`], [`lifecycle::classify`]) are plain data
-//! driven by thin async drivers ([`Supervisor`], [`run_with_recover`],
-//! [`lifecycle::Controller`]).
+//! [`lifecycle::Lifecycle`], [`Backoff`], [`IntensityWindow`],
+//! [`lifecycle::classify`]) are plain data driven by thin async drivers
+//! ([`Supervisor`], [`run_with_recover`], [`lifecycle::Controller`]).
 //!
 //! ```no_run
 //! use warden::supervisor::{runnable, RunnableSignal, Supervisor, TreeConfig};
