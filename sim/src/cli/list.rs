@@ -53,7 +53,7 @@ pub(super) fn cmd_list(only: Only) {
         "mutants ({}):",
         if mutants::enabled() { "compiled in" } else { "compiled out; build with --features warden/mutants" }
     );
-    println!("  historical bugs (a seed fixed or names them):");
+    println!("  historical bugs (fixed or named by a seed) and self-tests of the simulator:");
     for m in mutants::ALL.iter().filter(|m| !mutants::is_regression(m.name)) {
         println!("    {}: {}", m.name, m.bug);
     }
