@@ -1,15 +1,23 @@
 //! Model check of the gate: random interleavings of deletions, reports
 //! (fresh and straggling), completions, failures and time steps, against a
-//! small reference model of the registry and the invariants.
+//! small reference model of the registry and the invariants, with the
+//! gate's own retry policy: a failure is always retried, no sooner than
+//! its backoff and no later than the backoff's cap.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use warden::env::Instant;
-use warden::gate::{Claim, Completion, Gate, GateConfig, Mark, Outcome, Ticket};
+use warden::gate::{Claim, Completion, Gate, GateBugs, GateConfig, Mark, Outcome, Ticket};
 
 const KEYS: [&str; 2] = ["ws-0", "ws-1"];
+
+/// The seed's timings, with a backoff that grows (60 s to 240 s) so the
+/// policy's doubling and cap are exercised.
+fn config() -> GateConfig {
+    GateConfig { failure_backoff_max: Duration::from_secs(240), ..GateConfig::default() }
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -71,8 +79,12 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::with_bugs(GateBugs::default())
+    }
+
+    fn with_bugs(bugs: GateBugs) -> Self {
         Harness {
-            gate: Gate::new(GateConfig::default()).expect("valid"),
+            gate: Gate::new(config()).expect("valid").with_bugs(bugs),
             now: Instant::BOOT,
             reference: Reference::default(),
             holders: BTreeMap::new(),
@@ -135,7 +147,7 @@ impl Harness {
         }
         self.stale.push(t);
         match done {
-            Completion::Done => {}
+            Completion::Done => assert!(ok, "the gate gave up on {} after a failure", KEYS[k]),
             Completion::Stale => panic!("the holder's own ticket was stale"),
             Completion::FollowUp(next) => {
                 assert!(ok, "a follow-up after a failure");
@@ -143,7 +155,8 @@ impl Harness {
             }
             Completion::RetryAt { at, mark } => {
                 assert!(!ok, "a retry after a success");
-                assert!(at >= self.now + GateConfig::default().failure_backoff, "retry sooner than the backoff");
+                assert!(at >= self.now + config().failure_backoff, "retry sooner than the backoff");
+                assert!(at <= self.now + config().failure_backoff_max, "retry later than the backoff's cap");
                 self.barred.insert(k, at);
                 self.retries.push((k, at, mark));
             }
@@ -221,7 +234,7 @@ proptest! {
             for k in 0..KEYS.len() {
                 h.complete(k, true);
             }
-            h.step(GateConfig::default().failure_backoff);
+            h.step(config().failure_backoff_max);
         }
         for (k, name) in KEYS.iter().enumerate() {
             prop_assert!(!h.holders.contains_key(&k), "{} still held", name);
@@ -231,4 +244,24 @@ proptest! {
             );
         }
     }
+}
+
+/// The check has teeth: the old give-up after a count (mutant
+/// `gate-gives-up`) fails it on a plain registry outage.
+#[test]
+fn the_model_check_catches_a_gate_that_gives_up() {
+    let outage = || {
+        let mut h = Harness::with_bugs(GateBugs { gives_up: true, ..GateBugs::default() });
+        h.claim(0, Mark::time(h.now));
+        h.complete(0, true);
+        h.apply(&Op::Delete(0));
+        h.apply(&Op::Report(0, 0));
+        for _ in 0..8 {
+            h.apply(&Op::Complete(0, false));
+            h.apply(&Op::Step(config().failure_backoff_max.as_millis() as u64));
+        }
+    };
+    let caught = std::panic::catch_unwind(outage).expect_err("a gate that gives up passed the model check");
+    let message = warden::env::panic_message(&*caught);
+    assert!(message.contains("gave up"), "{message}");
 }

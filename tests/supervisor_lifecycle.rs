@@ -1,6 +1,9 @@
 //! Seed 003's verification plan, ported to the simulator: busy spin, the
 //! restart table, idempotent start, missing functions, signals, force-stop,
-//! readiness through the API.
+//! readiness through the API; and the controller's peer semantics: the
+//! restart counter resets after 30 s healthy (not after a 30 s run), stop
+//! cancels each context in reverse start order after the later services
+//! stopped, a service starts once the one before it is ready.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -307,5 +310,187 @@ fn readiness_fails_closed() {
         ctrl.stop();
         ctrl.wait().await;
         assert!(!ctrl.is_ready(), "stopped");
+    });
+}
+
+/// What happened, in order.
+type Log<T> = Rc<RefCell<Vec<T>>>;
+
+/// Three restarts allowed in ten minutes: only a reset lets a fourth
+/// failure through.
+fn strict() -> ControllerOptions {
+    ControllerOptions {
+        intensity: Intensity { max_restarts: 3, period: Duration::from_secs(600) },
+        restart_reset_interval: Duration::from_secs(30),
+        ..options(SignalMode::Disabled)
+    }
+}
+
+/// D2: after 30 s healthy the restart counter starts again from zero.
+#[test]
+fn restart_counter_resets_after_thirty_seconds_healthy() {
+    check("restart_counter_resets_after_thirty_seconds_healthy", Duration::from_secs(300), |env: SimEnv| async move {
+        let ctrl = Controller::new(env.clone(), strict());
+        // Runs 1-3 fail at once; run 4 serves 31 s, then fails; runs 5-6
+        // fail at once; run 7 serves.
+        let runs = Rc::new(Cell::new(0u32));
+        let r2 = runs.clone();
+        ctrl.register(Service::new("svc").with_start(move |env: SimEnv, t: CancellationToken| {
+            let run = r2.get() + 1;
+            r2.set(run);
+            async move {
+                match run {
+                    1..=3 | 5 | 6 => env.sleep(Duration::from_millis(10)).await,
+                    4 => env.sleep(Duration::from_secs(31)).await,
+                    _ => {
+                        t.cancelled().await;
+                        return Ok(());
+                    }
+                }
+                Err(RunError::new(format!("run {run} fails")))
+            }
+        }))
+        .unwrap();
+        ctrl.start().unwrap();
+        env.sleep(Duration::from_secs(60)).await;
+        assert_eq!(runs.get(), 7, "six failures, all restarted");
+        assert_eq!(ctrl.stats().counter_resets, 1, "healthy 31 s: the counter of three was reset");
+        ctrl.stop();
+        let r = ctrl.wait().await;
+        assert_eq!((r.code, r.fatal), (0, false), "{r:?}");
+    });
+}
+
+/// "Healthy for 30 s", not "this run lasted 30 s": a run that never passed
+/// its readiness check resets nothing, so the fourth failure is fatal.
+#[test]
+fn a_long_run_never_healthy_does_not_reset_the_counter() {
+    check("a_long_run_never_healthy_does_not_reset_the_counter", Duration::from_secs(300), |env: SimEnv| async move {
+        let ctrl = Controller::new(env.clone(), strict());
+        // Runs 1-3 fail at once, run 4 after 31 s: never ready meanwhile.
+        let runs = Rc::new(Cell::new(0u32));
+        let r2 = runs.clone();
+        ctrl.register(
+            Service::new("svc")
+                .with_start(move |env: SimEnv, _t: CancellationToken| {
+                    let run = r2.get() + 1;
+                    r2.set(run);
+                    async move {
+                        let long = if run == 4 { 31_000 } else { 10 };
+                        env.sleep(Duration::from_millis(long)).await;
+                        Err(RunError::new(format!("run {run} fails")))
+                    }
+                })
+                .with_readiness(|_e: SimEnv| async { false }),
+        )
+        .unwrap();
+        ctrl.start().unwrap();
+        let r = env.timeout(Duration::from_secs(120), ctrl.wait()).await.expect("the controller gave up");
+        assert_eq!(runs.get(), 4);
+        assert_eq!(ctrl.stats().counter_resets, 0, "never healthy: no reset");
+        assert_eq!((r.code, r.fatal), (1, true), "{r:?}");
+    });
+}
+
+/// D6: contexts are cancelled in reverse start order, each only after the
+/// services started after it have stopped; every stop function runs
+/// while its own context is being cancelled, one service at a time.
+#[test]
+fn stop_cancels_each_context_in_reverse_start_order() {
+    check("stop_cancels_each_context_in_reverse_start_order", Duration::from_secs(60), |env: SimEnv| async move {
+        let events: Log<(String, &'static str, warden::env::Instant)> = Rc::default();
+        let ctrl = Controller::new(env.clone(), options(SignalMode::Disabled));
+        for name in ["db", "cache", "http"] {
+            let (e1, e2) = (events.clone(), events.clone());
+            ctrl.register(
+                Service::new(name)
+                    .with_start(move |env: SimEnv, t: CancellationToken| {
+                        let e1 = e1.clone();
+                        async move {
+                            t.cancelled().await;
+                            e1.borrow_mut().push((name.to_owned(), "context cancelled", env.now()));
+                            Ok(())
+                        }
+                    })
+                    .with_stop(move |env: SimEnv, _deadline| {
+                        let e2 = e2.clone();
+                        async move {
+                            env.sleep(Duration::from_millis(200)).await;
+                            e2.borrow_mut().push((name.to_owned(), "stop returned", env.now()));
+                            Ok(())
+                        }
+                    }),
+            )
+            .unwrap();
+        }
+        ctrl.start().unwrap();
+        env.sleep(Duration::from_millis(100)).await;
+        let t0 = env.now();
+        ctrl.stop();
+        let r = ctrl.wait().await;
+        assert_eq!(r.stopped, ["http", "cache", "db"]);
+        let ev = events.borrow();
+        let order: Vec<(&str, &str)> = ev.iter().map(|(n, what, _)| (n.as_str(), *what)).collect();
+        assert_eq!(
+            order,
+            [
+                ("http", "context cancelled"),
+                ("http", "stop returned"),
+                ("cache", "context cancelled"),
+                ("cache", "stop returned"),
+                ("db", "context cancelled"),
+                ("db", "stop returned"),
+            ],
+            "one service at a time, last started first"
+        );
+        let cache_cancelled = ev[2].2;
+        assert!(cache_cancelled - t0 >= Duration::from_millis(200), "cache's context outlived http's stop");
+    });
+}
+
+/// A service starts only once the one registered before it is ready; one
+/// that never becomes ready ends the controller (exit 1), and the services
+/// after it never start.
+#[test]
+fn each_service_starts_once_the_one_before_is_ready() {
+    check("each_service_starts_once_the_one_before_is_ready", Duration::from_secs(300), |env: SimEnv| async move {
+        let started: Log<(&'static str, warden::env::Instant)> = Rc::default();
+        let starting = |name: &'static str, started: &Log<(&'static str, warden::env::Instant)>| {
+            let s = started.clone();
+            Service::new(name).with_start(move |env: SimEnv, t: CancellationToken| {
+                s.borrow_mut().push((name, env.now()));
+                async move {
+                    t.cancelled().await;
+                    Ok(())
+                }
+            })
+        };
+        let ctrl = Controller::new(env.clone(), options(SignalMode::Disabled));
+        let t0 = env.now();
+        ctrl.register(
+            starting("db", &started)
+                .with_readiness(move |env: SimEnv| async move { env.now() - t0 >= Duration::from_millis(500) }),
+        )
+        .unwrap();
+        ctrl.register(starting("http", &started)).unwrap();
+        ctrl.start().unwrap();
+        env.sleep(Duration::from_secs(2)).await;
+        let s = started.borrow().clone();
+        assert_eq!(s.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["db", "http"]);
+        assert!(s[1].1 - t0 >= Duration::from_millis(500), "http started before db was ready: {s:?}");
+        assert!(ctrl.is_ready());
+        ctrl.stop();
+        ctrl.wait().await;
+
+        let opts = ControllerOptions { ready_timeout: Duration::from_secs(10), ..options(SignalMode::Disabled) };
+        let ctrl = Controller::new(env.clone(), opts);
+        let never: Log<(&'static str, warden::env::Instant)> = Rc::default();
+        ctrl.register(starting("db", &never).with_readiness(|_e: SimEnv| async { false })).unwrap();
+        ctrl.register(starting("http", &never)).unwrap();
+        ctrl.start().unwrap();
+        let r = env.timeout(Duration::from_secs(60), ctrl.wait()).await.expect("gave up at the ready timeout");
+        assert_eq!((r.code, r.fatal), (1, true), "{r:?}");
+        assert_eq!(r.not_started, ["http"]);
+        assert_eq!(never.borrow().iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["db"]);
     });
 }

@@ -16,7 +16,7 @@ fn event() -> impl Strategy<Value = NodeEvent> {
 proptest! {
     #[test]
     fn random_events_never_reach_an_illegal_state(events in proptest::collection::vec(event(), 0..64)) {
-        let mut m = NodeMachine::new(false);
+        let mut m = NodeMachine::new();
         for e in events {
             let before = m;
             match m.step(e) {
@@ -46,7 +46,7 @@ proptest! {
 
     #[test]
     fn restart_only_after_return(events in proptest::collection::vec(event(), 0..64)) {
-        let mut m = NodeMachine::new(false);
+        let mut m = NodeMachine::new();
         for e in events {
             let running = m.running();
             let r = m.step(e);

@@ -1,11 +1,14 @@
 //! The runnable tree in the simulator: seed 000's TestDoneDelay, duplicate
-//! names, programming errors, groups, restarts that clear children, backoff
-//! reset, restart intensity at the root.
+//! names, programming errors, groups (a group restart is charged once, its
+//! cancelled members restart at once), restarts that clear children,
+//! backoff reset, restart intensity at the root, waiting until the tree is
+//! settled, pending restarts, state changes, stale contexts.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use warden::env::Instant;
 use warden::env::{CancellationToken, Env};
 use warden::supervisor::{
     BackoffConfig, Ctx, IllegalTransition, Intensity, NodeState, RunError, RunnableSignal, Supervisor, SupervisorError,
@@ -24,7 +27,6 @@ fn fast(test_mode: bool) -> TreeConfig {
         },
         intensity: Intensity { max_restarts: 1000, period: Duration::from_secs(1) },
         test_mode,
-        done_on_signal: false,
         shutdown_grace: Duration::from_secs(5),
     }
 }
@@ -279,5 +281,202 @@ fn shutdown_aborts_runnables_that_ignore_cancellation() {
         assert!(matches!(r, Err(SupervisorError::ShutdownTimedOut { still_running: 1, .. })), "run ended with {r:?}");
         let took = env.now() - t0;
         assert!(took >= Duration::from_secs(6) && took < Duration::from_secs(7), "returned after {took:?}");
+    });
+}
+
+type Starts = Rc<RefCell<std::collections::BTreeMap<String, Vec<Instant>>>>;
+
+/// A root running a group of `n` members; member `m0` fails on its runs
+/// listed in `fail_runs` after `fail_after` (counted from its start).
+fn group_root(
+    n: usize,
+    fail_runs: &'static [usize],
+    fail_after: Duration,
+    starts: Starts,
+) -> warden::supervisor::Runnable<SimEnv> {
+    runnable(move |ctx: Ctx<SimEnv>| {
+        let starts = starts.clone();
+        async move {
+            let members = (0..n)
+                .map(|i| {
+                    let starts = starts.clone();
+                    let member = runnable(move |ctx: Ctx<SimEnv>| {
+                        let starts = starts.clone();
+                        async move {
+                            let run = {
+                                let mut s = starts.borrow_mut();
+                                let v = s.entry(ctx.dn().to_owned()).or_default();
+                                v.push(ctx.env().now());
+                                v.len()
+                            };
+                            ctx.signal(RunnableSignal::Healthy)?;
+                            if i == 0 && fail_runs.contains(&run) {
+                                ctx.env().sleep(fail_after).await;
+                                return Err(RunError::new(format!("m0 crashes (run {run})")));
+                            }
+                            ctx.token().cancelled().await;
+                            Ok(())
+                        }
+                    });
+                    (format!("m{i}"), member)
+                })
+                .collect::<Vec<_>>();
+            ctx.run_group(members.iter().map(|(n, r)| (n.as_str(), r.clone())).collect())?;
+            ctx.signal(RunnableSignal::Healthy)?;
+            ctx.token().cancelled().await;
+            Ok(())
+        }
+    })
+}
+
+/// The default limits (10 restarts in 60 s) and backoff (500 ms, jittered
+/// down to 250 ms), internal errors fatal.
+fn defaults() -> TreeConfig {
+    TreeConfig { test_mode: true, ..TreeConfig::default() }
+}
+
+#[test]
+fn a_group_of_eleven_with_one_crash_keeps_running() {
+    check("a_group_of_eleven_with_one_crash_keeps_running", Duration::from_secs(120), |env: SimEnv| async move {
+        let starts: Starts = Rc::default();
+        let root = group_root(11, &[1], Duration::from_millis(100), starts.clone());
+        let sup = Rc::new(Supervisor::new(env.clone(), root, defaults()));
+        let stop = CancellationToken::new();
+        let (s2, st2) = (sup.clone(), stop.clone());
+        let run = env.spawn("supervisor", async move { s2.run(st2).await });
+        env.sleep(Duration::from_secs(2)).await;
+        sup.settled(Duration::from_secs(10)).await.expect("the group restarted and settled");
+        assert!(starts.borrow().values().all(|v| v.len() == 2), "every member ran twice: {:?}", starts.borrow());
+        assert_eq!(sup.metrics().restarts, 11);
+        stop.cancel();
+        assert_eq!(run.await.expect("run task"), Ok(()), "one crash in a group of 11 is one restart, not 11");
+    });
+}
+
+#[test]
+fn a_member_failing_three_times_in_twenty_seconds_keeps_running() {
+    check("a_member_failing_three_times_in_twenty_seconds", Duration::from_secs(120), |env: SimEnv| async move {
+        let starts: Starts = Rc::default();
+        let root = group_root(11, &[1, 2, 3], Duration::from_secs(5), starts.clone());
+        let sup = Rc::new(Supervisor::new(env.clone(), root, defaults()));
+        let stop = CancellationToken::new();
+        let (s2, st2) = (sup.clone(), stop.clone());
+        let run = env.spawn("supervisor", async move { s2.run(st2).await });
+        env.sleep(Duration::from_secs(20)).await;
+        sup.settled(Duration::from_secs(10)).await.expect("settled after the third failure");
+        let m0 = starts.borrow()["root.m0"].clone();
+        assert_eq!(m0.len(), 4, "three failures, three group restarts");
+        assert!(m0[3] - m0[0] < Duration::from_secs(20), "three failures within 20 s: {m0:?}");
+        stop.cancel();
+        assert_eq!(run.await.expect("run task"), Ok(()), "33 charges before the fix, 3 now: within 10 in 60 s");
+    });
+}
+
+#[test]
+fn cancelled_siblings_restart_without_waiting() {
+    check("cancelled_siblings_restart_without_waiting", Duration::from_secs(120), |env: SimEnv| async move {
+        let starts: Starts = Rc::default();
+        let root = group_root(3, &[1], Duration::from_millis(100), starts.clone());
+        let sup = Rc::new(Supervisor::new(env.clone(), root, defaults()));
+        let mut changes = sup.subscribe();
+        let stop = CancellationToken::new();
+        let (s2, st2) = (sup.clone(), stop.clone());
+        let run = env.spawn("supervisor", async move { s2.run(st2).await });
+        env.sleep(Duration::from_secs(2)).await;
+        let s = starts.borrow().clone();
+        let crash = s["root.m0"][0] + Duration::from_millis(100);
+        for sibling in ["root.m1", "root.m2"] {
+            let again = s[sibling][1] - crash;
+            assert!(again < Duration::from_millis(5), "{sibling} restarted {again:?} after the crash: no backoff");
+        }
+        let m0 = s["root.m0"][1] - crash;
+        assert!(m0 >= Duration::from_millis(250), "the member that failed waits out its backoff: {m0:?}");
+        stop.cancel();
+        assert_eq!(run.await.expect("run task"), Ok(()));
+        // Every step of every node was observable, in order.
+        let mut m0_steps = Vec::new();
+        while let Ok(c) = changes.try_recv() {
+            if c.dn == "root.m0" {
+                m0_steps.push((c.from, c.to));
+            }
+        }
+        assert_eq!(
+            &m0_steps[..5],
+            &[
+                (None, Some(NodeState::New)),
+                (Some(NodeState::New), Some(NodeState::Healthy)),
+                (Some(NodeState::Healthy), Some(NodeState::Dead)),
+                (Some(NodeState::Dead), Some(NodeState::New)),
+                (Some(NodeState::New), Some(NodeState::Healthy)),
+            ],
+            "{m0_steps:?}"
+        );
+    });
+}
+
+#[test]
+fn pending_restarts_say_which_node_and_when() {
+    check("pending_restarts_say_which_node_and_when", Duration::from_secs(120), |env: SimEnv| async move {
+        let root = runnable(|ctx: Ctx<SimEnv>| async move {
+            ctx.run("flaky", runnable(|_ctx: Ctx<SimEnv>| async { Err(RunError::new("fails")) }))?;
+            ctx.signal(RunnableSignal::Healthy)?;
+            ctx.token().cancelled().await;
+            Ok(())
+        });
+        let mut cfg = fast(true);
+        cfg.backoff = BackoffConfig { initial: Duration::from_secs(30), jitter_permille: 0, ..cfg.backoff };
+        cfg.backoff.max = Duration::from_secs(60);
+        let sup = Rc::new(Supervisor::new(env.clone(), root, cfg));
+        let stop = CancellationToken::new();
+        let (s2, st2) = (sup.clone(), stop.clone());
+        let run = env.spawn("supervisor", async move { s2.run(st2).await });
+        env.sleep(Duration::from_secs(1)).await;
+        let pending = sup.pending_restarts();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].dn, "root.flaky");
+        let at = pending[0].at.expect("scheduled");
+        assert!(at > env.now() && at <= env.now() + Duration::from_secs(30), "{at:?}");
+        let e = sup.settled(Duration::from_secs(1)).await.expect_err("a restart is pending");
+        assert_eq!(e.pending, pending);
+        assert_eq!(e.unsettled.get("root.flaky"), Some(&NodeState::Dead));
+        stop.cancel();
+        assert_eq!(run.await.expect("run task"), Ok(()));
+    });
+}
+
+#[test]
+fn a_signal_through_a_stale_context_is_a_programming_error() {
+    check("a_signal_through_a_stale_context", Duration::from_secs(60), |env: SimEnv| async move {
+        let kept: Rc<RefCell<Option<Ctx<SimEnv>>>> = Rc::default();
+        let k2 = kept.clone();
+        let root = runnable(move |ctx: Ctx<SimEnv>| {
+            let k2 = k2.clone();
+            async move {
+                let first = k2.borrow().is_none();
+                if first {
+                    // Keeps its context past its own return.
+                    *k2.borrow_mut() = Some(ctx.clone());
+                    return Err(RunError::new("first run fails"));
+                }
+                ctx.signal(RunnableSignal::Healthy)?;
+                ctx.token().cancelled().await;
+                Ok(())
+            }
+        });
+        let sup = Rc::new(Supervisor::new(env.clone(), root, fast(false)));
+        let stop = CancellationToken::new();
+        let (s2, st2) = (sup.clone(), stop.clone());
+        let run = env.spawn("supervisor", async move { s2.run(st2).await });
+        sup.settled(Duration::from_secs(5)).await.expect("the second run is healthy");
+        let stale = kept.borrow().clone().expect("kept");
+        let e = stale.signal(RunnableSignal::Healthy).expect_err("stale context");
+        assert!(matches!(e, TreeError::StaleContext { .. }), "{e:?}");
+        let m = sup.metrics();
+        assert_eq!((m.programming_errors, m.internal_errors), (1, 0), "the runnable's error, not the tree's");
+        stop.cancel();
+        assert_eq!(run.await.expect("run task"), Ok(()));
+        // The kept context holds the tree that holds the runnable: break it.
+        drop(stale);
+        kept.borrow_mut().take();
     });
 }

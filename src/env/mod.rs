@@ -16,6 +16,8 @@ pub mod mutants;
 mod net;
 mod process;
 pub mod real;
+mod sleep;
+mod splitmix;
 mod task;
 
 use std::future::Future;
@@ -28,6 +30,8 @@ pub use net::{Addr, NetEnv};
 pub use process::{
     CHILD_PID, ExitStatus, OutputLine, OutputStream, Pid, ProcessEnv, ProcessSpec, Signal, SpawnOptions,
 };
+pub use sleep::{Cancelled, sleep_or_cancelled};
+pub use splitmix::{mix64, splitmix64};
 pub use task::{AbortHandle, JoinError, JoinHandle, panic_message};
 pub use tokio_util::sync::CancellationToken;
 

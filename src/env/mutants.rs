@@ -130,7 +130,20 @@ pub const ALL: &[Mutant] = &[
         name: "service-on-failure-restarts-clean-exit",
         bug: "restart = on-failure restarts a service that exited with status 0",
     },
+    Mutant {
+        name: "gate-gives-up",
+        bug: "the re-register gate stops retrying a key after 6 failed registers: a partial deletion is never recovered",
+    },
 ];
+
+/// Mutants that re-introduce a regression of warden's own design rather
+/// than a bug a seed fixed or names: listed apart by `warden-sim list`.
+pub const REGRESSIONS: &[&str] = &["gate-no-follow-up", "gate-gives-up"];
+
+/// Whether mutant `name` is one of warden's own regressions.
+pub fn is_regression(name: &str) -> bool {
+    REGRESSIONS.contains(&name)
+}
 
 /// Whether warden was built with the `mutants` feature, so mutants can fire.
 pub fn enabled() -> bool {
@@ -152,6 +165,9 @@ mod tests {
         assert_eq!(names.len(), super::ALL.len(), "duplicate mutant name");
         for n in names {
             assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{n}");
+        }
+        for r in super::REGRESSIONS {
+            assert!(super::find(r).is_some(), "regression {r} is not a declared mutant");
         }
     }
 }

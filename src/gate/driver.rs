@@ -10,21 +10,19 @@ use std::time::Duration;
 
 use futures::future::{Either, select};
 
+use super::config::{DeadlineNotShorter, GateBugs, GateConfig};
 use super::local::{KeyHandle, LocalState};
-use super::machine::{Claim, Completion, DeadlineNotShorter, Gate, GateBugs, GateConfig, GateStats, Outcome, Ticket};
+use super::machine::{Claim, Completion, Gate, GateStats, Outcome, Ticket};
 use super::mark::Mark;
 use super::registry::{Registered, Registry};
 use crate::buggify;
-use crate::env::{CancellationToken, Env};
+use crate::env::{CancellationToken, Env, sleep_or_cancelled};
 
 /// Timings and switches of the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryConfig {
-    /// The gate's timings.
+    /// The gate's timings and retry policy.
     pub gate: GateConfig,
-    /// Failed attempts one recovery makes before leaving the key to the
-    /// next event or the sync loop (bounded retry).
-    pub max_failures: u32,
     /// Period of the HTTP heartbeat of each runtime.
     pub heartbeat_interval: Duration,
     /// Period of the websocket heartbeat of each runtime.
@@ -45,7 +43,6 @@ impl Default for RecoveryConfig {
     fn default() -> Self {
         RecoveryConfig {
             gate: GateConfig::default(),
-            max_failures: 6,
             heartbeat_interval: Duration::from_secs(2),
             ws_interval: Duration::from_secs(1),
             heartbeat_deadline: Duration::from_secs(5),
@@ -88,6 +85,7 @@ impl<E: Env, R: Registry> Recovery<E, R> {
             stamp_on_failure: env.mutant("gate-stamp-on-failure"),
             slot_kept_on_success: env.mutant("gate-slot-kept-on-success"),
             no_follow_up: env.mutant("gate-no-follow-up"),
+            gives_up: env.mutant("gate-gives-up"),
         };
         let gate = Gate::new(config.gate)?.with_bugs(bugs);
         Ok(Recovery(Rc::new(Inner {
@@ -165,12 +163,12 @@ impl<E: Env, R: Registry> Recovery<E, R> {
         self.0.state.borrow_mut().end_gone(id);
     }
 
-    /// Registers `key` through the gate for an event with `mark`, retrying
-    /// failures through the same gate, under `token`.
+    /// Registers `key` through the gate for an event with `mark`, under
+    /// `token`: follow-ups run at once, failures are retried when the gate
+    /// says, for as long as `token` lives.
     pub async fn recover(&self, key: &str, mark: Mark, token: CancellationToken) {
         let env = &self.0.env;
         let mut mark = mark;
-        let mut failures = 0u32;
         loop {
             let claim = self.0.gate.borrow_mut().claim(key, mark, env.now());
             tracing::debug!(key, outcome = claim_name(&claim), "gate claim");
@@ -182,14 +180,10 @@ impl<E: Env, R: Registry> Recovery<E, R> {
                     Completion::FollowUp(next) => ticket = next,
                     Completion::Done | Completion::Stale => return,
                     Completion::RetryAt { at, mark: pending } => {
-                        failures += 1;
-                        if failures >= self.0.config.max_failures {
-                            tracing::warn!(key, failures, "recovery gave up; left to later events and the sync loop");
-                            return;
-                        }
+                        let failures = self.0.gate.borrow().failures(key);
+                        tracing::info!(key, failures, "register failed; retrying after the backoff");
                         mark = pending;
-                        let wait = pin!(env.sleep_until(at));
-                        if let Either::Left(_) = select(pin!(token.cancelled()), wait).await {
+                        if sleep_or_cancelled(env, at, &token).await.is_err() {
                             return;
                         }
                         break;

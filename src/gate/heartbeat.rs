@@ -8,7 +8,7 @@ use futures::future::{Either, select};
 use super::driver::Recovery;
 use super::mark::Mark;
 use super::registry::{AckStatus, HeartbeatAck, Registry};
-use crate::env::{CancellationToken, Env};
+use crate::env::{CancellationToken, Env, sleep_or_cancelled};
 
 impl<E: Env, R: Registry> Recovery<E, R> {
     /// Handles a websocket heartbeat ack: a normal one records freshness
@@ -51,8 +51,8 @@ impl<E: Env, R: Registry> Recovery<E, R> {
     /// Sleeps one jittered period; `false` once `token` is cancelled.
     async fn tick(&self, period: std::time::Duration, token: &CancellationToken) -> bool {
         let env = &self.0.env;
-        let sleep = pin!(env.sleep(period + env.random_duration(period / 4)));
-        matches!(select(pin!(token.cancelled()), sleep).await, Either::Right(_))
+        let deadline = env.now() + period + env.random_duration(period / 4);
+        sleep_or_cancelled(env, deadline, token).await.is_ok()
     }
 
     /// One heartbeat call under `token` and the heartbeat deadline.

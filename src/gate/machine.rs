@@ -2,64 +2,19 @@
 //! passed in, no I/O.
 //!
 //! Call order for one recovery: [`Gate::claim`] with the event's mark; on
-//! [`Claim::Granted`] run one register attempt before
-//! [`Gate::ticket_deadline`], then [`Gate::complete`] with the ticket and
-//! its outcome; a [`Completion::FollowUp`] hands over a new ticket to run
-//! at once, a [`Completion::RetryAt`] says when to claim again.
+//! [`Claim::Granted`] run one register attempt before the ticket's
+//! `deadline`, then [`Gate::complete`] with the ticket and its outcome; a
+//! [`Completion::FollowUp`] hands over a new ticket to run at once, a
+//! [`Completion::RetryAt`] says when to claim again. The retry policy is
+//! the gate's: after a failure it always answers `RetryAt`, the backoff
+//! doubling per consecutive failure up to its cap, so a key is retried for
+//! as long as the driver lives.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
+use super::config::{DeadlineNotShorter, GIVE_UP_AFTER, GateBugs, GateConfig};
 use super::mark::Mark;
 use crate::env::Instant;
-
-/// Timings of the gate (the seed's constants).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GateConfig {
-    /// How long claims coalesce behind a claim (the seed's 30 s); also the
-    /// slot a successful claim keeps under `gate-slot-kept-on-success`.
-    pub coalesce_window: Duration,
-    /// How long no claim is granted after a failed register (60 s).
-    pub failure_backoff: Duration,
-    /// Deadline of one register attempt (25 s), shorter than the window so
-    /// a holder always completes before the seed's slot would have expired.
-    pub register_deadline: Duration,
-}
-
-impl Default for GateConfig {
-    fn default() -> Self {
-        GateConfig {
-            coalesce_window: Duration::from_secs(30),
-            failure_backoff: Duration::from_secs(60),
-            register_deadline: Duration::from_secs(25),
-        }
-    }
-}
-
-/// A configuration that would let a slow register outlive the window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("register deadline {deadline:?} must be shorter than the coalesce window {window:?}")]
-pub struct DeadlineNotShorter {
-    /// The register deadline asked for.
-    pub deadline: Duration,
-    /// The coalesce window asked for.
-    pub window: Duration,
-}
-
-/// Historical bugs the driver switches on from `env.mutant(..)`; all off
-/// in production.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GateBugs {
-    /// `gate-no-watermark`: no straggler check at all.
-    pub no_watermark: bool,
-    /// `gate-stamp-on-failure`: a failed register moves the watermark.
-    pub stamp_on_failure: bool,
-    /// `gate-slot-kept-on-success`: success leaves the slot until the end
-    /// of the window, suppressing a distinct later deletion.
-    pub slot_kept_on_success: bool,
-    /// `gate-no-follow-up`: a claim coalesced behind a holder is dropped.
-    pub no_follow_up: bool,
-}
 
 /// The right to run one register attempt for a key; owned, so a stale
 /// holder cannot release a newer claim.
@@ -125,19 +80,6 @@ pub enum Completion {
     },
 }
 
-/// The seed's per-key maps (`reregisterNextAttempt`,
-/// `reregisterLastCompletedAt`) plus the holder and the follow-up mark.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Slot {
-    holder: Option<(u64, Mark)>,
-    /// No claim is granted before this (failure backoff).
-    barred_until: Option<Instant>,
-    /// The last successful registration.
-    last_success: Option<Mark>,
-    /// The newest event that arrived while claims could not be granted.
-    follow_up: Option<Mark>,
-}
-
 /// Counts of claim outcomes, for coverage and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GateStats {
@@ -151,6 +93,55 @@ pub struct GateStats {
     pub backing_off: u64,
     /// Follow-ups handed over at completion.
     pub follow_ups: u64,
+    /// Retries the gate asked for after a failure.
+    pub retries: u64,
+    /// The most failures of one key in a row.
+    pub longest_failure_streak: u32,
+}
+
+/// Where a key's slot is (the seed's `reregisterNextAttempt` made
+/// explicit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No attempt in flight, no bar: a claim is granted unless covered.
+    Idle,
+    /// Ticket `ticket` is in flight, covering every event up to `mark`.
+    Held {
+        /// The holder's ticket id.
+        ticket: u64,
+        /// What the holder's register covers.
+        mark: Mark,
+    },
+    /// A failure (or, under a bug, a kept slot) bars claims until `until`.
+    Barred {
+        /// When claims are granted again.
+        until: Instant,
+    },
+}
+
+/// One key: its phase, the seed's `reregisterLastCompletedAt`, the
+/// follow-up mark and the consecutive failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    phase: Phase,
+    /// The last successful registration.
+    last_success: Option<Mark>,
+    /// The newest event that arrived while claims could not be granted.
+    follow_up: Option<Mark>,
+    /// Failures since the last success.
+    failures: u32,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot { phase: Phase::Idle, last_success: None, follow_up: None, failures: 0 }
+    }
+}
+
+impl Slot {
+    fn fold_follow_up(&mut self, mark: Mark) {
+        self.follow_up = Some(self.follow_up.map_or(mark, |f| f.merge(mark)));
+    }
 }
 
 /// The re-register gate for every key.
@@ -197,7 +188,7 @@ impl Gate {
 
     /// Whether an attempt for `key` is in flight.
     pub fn is_held(&self, key: &str) -> bool {
-        self.slots.get(key).is_some_and(|s| s.holder.is_some())
+        self.slots.get(key).is_some_and(|s| matches!(s.phase, Phase::Held { .. }))
     }
 
     /// The mark of `key`'s last successful registration.
@@ -205,39 +196,45 @@ impl Gate {
         self.slots.get(key).and_then(|s| s.last_success)
     }
 
-    /// The earliest instant at which a barred key admits claims again.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.slots.values().filter(|s| s.holder.is_none()).filter_map(|s| s.barred_until).min()
+    /// Failed attempts of `key` since its last success.
+    pub fn failures(&self, key: &str) -> u32 {
+        self.slots.get(key).map_or(0, |s| s.failures)
     }
 
     /// An event with `mark` asks to register `key` at `now`.
     pub fn claim(&mut self, key: &str, mark: Mark, now: Instant) -> Claim {
         let bugs = self.bugs;
         let slot = self.slots.entry(key.to_owned()).or_default();
-        if slot.holder.is_some() {
-            // RACE CONDITION SAFETY: the holder may have registered before
-            // this deletion; remember it so completion can run once more.
-            if !bugs.no_follow_up && !slot.last_success.is_some_and(|s| mark.covered_by(&s)) {
-                slot.follow_up = Some(slot.follow_up.map_or(mark, |f| f.merge(mark)));
+        let covered = slot.last_success.is_some_and(|s| mark.covered_by(&s));
+        match slot.phase {
+            Phase::Held { .. } => {
+                // RACE CONDITION SAFETY: the holder may have registered
+                // before this deletion; remember it so completion can run
+                // once more.
+                if !bugs.no_follow_up && !covered {
+                    slot.fold_follow_up(mark);
+                }
+                self.stats.coalesced += 1;
+                Claim::Coalesced
             }
-            self.stats.coalesced += 1;
-            return Claim::Coalesced;
-        }
-        if !bugs.no_watermark && slot.last_success.is_some_and(|s| mark.covered_by(&s)) {
-            self.stats.covered += 1;
-            return Claim::Covered;
-        }
-        if let Some(until) = slot.barred_until.filter(|u| now < *u) {
-            // The holder's retry covers this event; keep it for that retry
-            // unless the bar is a kept slot (the bug drops it).
-            if !bugs.slot_kept_on_success {
-                slot.follow_up = Some(slot.follow_up.map_or(mark, |f| f.merge(mark)));
+            Phase::Idle | Phase::Barred { .. } if covered && !bugs.no_watermark => {
+                self.stats.covered += 1;
+                Claim::Covered
             }
-            self.stats.backing_off += 1;
-            return Claim::BackingOff { until };
+            Phase::Barred { until } if now < until => {
+                // The holder's retry covers this event; keep it for that
+                // retry unless the bar is a kept slot (the bug drops it).
+                if !bugs.slot_kept_on_success {
+                    slot.fold_follow_up(mark);
+                }
+                self.stats.backing_off += 1;
+                Claim::BackingOff { until }
+            }
+            Phase::Idle | Phase::Barred { .. } => {
+                self.stats.granted += 1;
+                Claim::Granted(self.grant(key, mark, now))
+            }
         }
-        self.stats.granted += 1;
-        Claim::Granted(self.grant(key, mark, now))
     }
 
     fn grant(&mut self, key: &str, mark: Mark, now: Instant) -> Ticket {
@@ -246,29 +243,26 @@ impl Gate {
         let slot = self.slots.entry(key.to_owned()).or_default();
         // A register applied after this grant covers every earlier event.
         let mark = slot.follow_up.take().map_or(mark, |f| f.merge(mark));
-        slot.holder = Some((id, mark));
-        slot.barred_until = None;
+        slot.phase = Phase::Held { ticket: id, mark };
         Ticket { key: key.to_owned(), id, mark, deadline: now + self.config.register_deadline }
     }
 
     /// The attempt of `ticket` ended with `outcome` at `now`.
     pub fn complete(&mut self, ticket: &Ticket, outcome: Outcome, now: Instant) -> Completion {
-        let bugs = self.bugs;
-        let config = self.config;
+        let (bugs, config) = (self.bugs, self.config);
         let Some(slot) = self.slots.get_mut(&ticket.key) else { return Completion::Stale };
-        let Some((_, held_mark)) = slot.holder.filter(|(id, _)| *id == ticket.id) else {
-            return Completion::Stale;
-        };
-        slot.holder = None;
-        match outcome {
-            Outcome::Registered { revision } => {
+        match (slot.phase, outcome) {
+            (Phase::Held { ticket: id, .. }, Outcome::Registered { revision }) if id == ticket.id => {
                 let applied = Mark { revision, at: now };
                 slot.last_success = Some(slot.last_success.map_or(applied, |s| s.merge(applied)));
+                slot.failures = 0;
                 // The seed's success path deletes the slot; the bug keeps
                 // it for the rest of the window.
-                slot.barred_until = bugs
-                    .slot_kept_on_success
-                    .then_some(ticket.deadline - config.register_deadline + config.coalesce_window);
+                slot.phase = if bugs.slot_kept_on_success {
+                    Phase::Barred { until: ticket.deadline - config.register_deadline + config.coalesce_window }
+                } else {
+                    Phase::Idle
+                };
                 match slot.follow_up.take() {
                     Some(f) if !f.covered_by(&applied) => {
                         self.stats.follow_ups += 1;
@@ -277,22 +271,94 @@ impl Gate {
                     _ => Completion::Done,
                 }
             }
-            Outcome::Failed => {
-                let pending = slot.follow_up.take().map_or(held_mark, |f| f.merge(held_mark));
-                let at = now + config.failure_backoff;
-                slot.barred_until = Some(at);
+            (Phase::Held { ticket: id, mark: held }, Outcome::Failed) if id == ticket.id => {
+                let pending = slot.follow_up.take().map_or(held, |f| f.merge(held));
+                slot.failures = slot.failures.saturating_add(1);
+                self.stats.longest_failure_streak = self.stats.longest_failure_streak.max(slot.failures);
+                let at = now + config.failure_backoff_after(slot.failures);
+                slot.phase = Phase::Barred { until: at };
                 if bugs.stamp_on_failure {
                     // The historical bug: a failure stamps the watermark as
                     // if it had covered everything seen so far.
                     let stamp = Mark { revision: pending.revision, at: now };
                     slot.last_success = Some(slot.last_success.map_or(stamp, |s| s.merge(stamp)));
                 }
+                if bugs.gives_up && slot.failures >= GIVE_UP_AFTER {
+                    // The old bounded retry: the pending events are dropped.
+                    tracing::warn!(key = ticket.key.as_str(), failures = slot.failures, "recovery gave up (mutant)");
+                    return Completion::Done;
+                }
+                self.stats.retries += 1;
                 Completion::RetryAt { at, mark: pending }
             }
-            Outcome::Abandoned => {
+            (Phase::Held { ticket: id, .. }, Outcome::Abandoned) if id == ticket.id => {
+                slot.phase = Phase::Idle;
                 slot.follow_up = None;
                 Completion::Done
             }
+            (Phase::Held { .. } | Phase::Idle | Phase::Barred { .. }, _) => Completion::Stale,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(s: u64) -> Instant {
+        Instant::from_nanos(s * 1_000_000_000)
+    }
+
+    /// Fails `key`'s attempts `n` times in a row, honouring each backoff;
+    /// returns the last completion.
+    fn fail_n(gate: &mut Gate, n: u32) -> (Completion, Instant) {
+        let mut now = at(1);
+        let mut mark = Mark::revision(1, now);
+        let mut last = Completion::Done;
+        for _ in 0..n {
+            let Claim::Granted(t) = gate.claim("k", mark, now) else { panic!("claim refused at {now:?}") };
+            last = gate.complete(&t, Outcome::Failed, now + Duration::from_secs(1));
+            match &last {
+                Completion::RetryAt { at, mark: m } => {
+                    now = *at;
+                    mark = *m;
+                }
+                _ => break,
+            }
+        }
+        (last, now)
+    }
+
+    #[test]
+    fn a_failing_key_is_retried_for_ever_at_the_capped_backoff() {
+        let mut gate = Gate::new(GateConfig::default()).unwrap();
+        let (last, _) = fail_n(&mut gate, 20);
+        let Completion::RetryAt { .. } = last else { panic!("gave up: {last:?}") };
+        assert_eq!(gate.failures("k"), 20);
+        assert_eq!(gate.stats().retries, 20);
+    }
+
+    #[test]
+    fn the_gives_up_bug_drops_the_key_after_a_count() {
+        let bugs = GateBugs { gives_up: true, ..GateBugs::default() };
+        let mut gate = Gate::new(GateConfig::default()).unwrap().with_bugs(bugs);
+        let (last, _) = fail_n(&mut gate, 20);
+        assert_eq!(last, Completion::Done, "the mutant stops retrying");
+        assert_eq!(gate.failures("k"), GIVE_UP_AFTER);
+    }
+
+    #[test]
+    fn a_success_resets_the_backoff() {
+        let mut gate = Gate::new(GateConfig::default()).unwrap();
+        let (_, now) = fail_n(&mut gate, 3);
+        let Claim::Granted(t) = gate.claim("k", Mark::revision(1, now), now) else { panic!() };
+        assert_eq!(gate.complete(&t, Outcome::Registered { revision: Some(2) }, now), Completion::Done);
+        assert_eq!(gate.failures("k"), 0);
+        let later = now + Duration::from_secs(1);
+        let Claim::Granted(t) = gate.claim("k", Mark::revision(3, later), later) else { panic!() };
+        let c = gate.complete(&t, Outcome::Failed, later);
+        assert_eq!(c, Completion::RetryAt { at: later + GateConfig::default().failure_backoff, mark: t.mark });
     }
 }

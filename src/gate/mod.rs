@@ -18,9 +18,13 @@
 //!   revision bails ([`Claim::Covered`]).
 //! - **Failure moves no watermark**: a failed register only bars claims
 //!   for the failure backoff.
-//! - **Bounded retry**: after a failure, at most one attempt per backoff,
-//!   at most [`RecoveryConfig::max_failures`] per recovery; the sync loop
-//!   retries keys whose set has drained.
+//! - **Bounded rate, no bounded count**: after a failure no claim is
+//!   granted for the failure backoff, which doubles per consecutive
+//!   failure up to [`GateConfig::failure_backoff_max`]; the gate always
+//!   answers a failure with [`Completion::RetryAt`], so a key is retried
+//!   while the daemon lives. A partial deletion has no other way back: its
+//!   heartbeat is pruned and the sync loop only sees keys whose set has
+//!   drained.
 //! - **Per-key isolation**: slots, watermarks and backoffs are per key.
 //! - **No lost wakeup**: a claim coalesced behind a holder marks a
 //!   follow-up; at completion exactly one follow-up runs if the marked
@@ -54,11 +58,24 @@
 //!   holder never outlives it.
 //! - **A claim refused during a failure backoff** is folded into the
 //!   holder's retry instead of being forgotten.
+//! - **Retries never stop.** The seed leaves a failed key to later events;
+//!   here the gate keeps retrying it at a capped backoff.
+//!
+//! # Mutants
+//!
+//! `gate-no-watermark`, `gate-stamp-on-failure`,
+//! `gate-recovery-uses-caller-cancel`, `gate-slot-kept-on-success` and
+//! `gate-append-runtimes` re-introduce bugs the seed fixed or names.
+//! `gate-no-follow-up` and `gate-gives-up` are warden's own regressions:
+//! the seed's gate has no follow-up mark (it drops a coalesced claim) and
+//! leaves a failed key to later events, so losing either is a bug only
+//! against warden's stronger guarantees.
 //! - **No resurrection.** A runtime pruned while a register was in flight
 //!   is kept out of that register's response (which predates its
 //!   deletion). The seed would re-add it and rediscover the deletion by
 //!   heartbeat; here the follow-up owns that deletion, with no extra round.
 
+mod config;
 mod driver;
 mod heartbeat;
 mod local;
@@ -66,8 +83,9 @@ mod machine;
 mod mark;
 mod registry;
 
+pub use config::{DeadlineNotShorter, GIVE_UP_AFTER, GateBugs, GateConfig};
 pub use driver::{Recovery, RecoveryConfig};
 pub use local::{KeyHandle, KeyState, LocalState};
-pub use machine::{Claim, Completion, DeadlineNotShorter, Gate, GateBugs, GateConfig, GateStats, Outcome, Ticket};
+pub use machine::{Claim, Completion, Gate, GateStats, Outcome, Ticket};
 pub use mark::Mark;
 pub use registry::{AckStatus, HeartbeatAck, Registered, Registry, RegistryError, Runtime};

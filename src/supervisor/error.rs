@@ -1,7 +1,10 @@
 //! Errors of the runnable tree and of runnables.
 
+use std::collections::BTreeMap;
+
 use super::intensity::IntensityExceeded;
-use super::state::IllegalTransition;
+use super::state::{IllegalTransition, NodeState};
+use super::tree::PendingRestart;
 
 /// Why a runnable failed: never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +40,14 @@ impl From<String> for RunError {
 /// What a runnable returns.
 pub type RunResult = Result<(), RunError>;
 
+/// A refused tree call fails the runnable that made it, so `ctx.run(..)?`
+/// and `ctx.signal(..)?` need no `map_err`.
+impl From<TreeError> for RunError {
+    fn from(e: TreeError) -> Self {
+        RunError::new(e.to_string())
+    }
+}
+
 /// A request to the tree that it refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TreeError {
@@ -51,12 +62,23 @@ pub enum TreeError {
     /// A name is empty or contains a dot.
     #[error("invalid runnable name {0:?} (non-empty, no dots)")]
     InvalidName(String),
-    /// The node (at that instance) is not in the tree: an internal error.
+    /// The node (at that instance) is not in the tree when the supervisor
+    /// processes an exit: an internal error.
     #[error("could not find {dn} (instance {instance}) in the tree")]
     NodeNotFound {
         /// Its hierarchical name.
         dn: String,
         /// The instance that asked.
+        instance: u64,
+    },
+    /// A runnable called the tree through the context of an instance that
+    /// is no longer current (it kept a `Ctx` past its own return, or past
+    /// a restart): the runnable's programming error.
+    #[error("stale context: {dn} instance {instance} is no longer in the tree")]
+    StaleContext {
+        /// Its hierarchical name.
+        dn: String,
+        /// The instance the context belongs to.
         instance: u64,
     },
     /// Only a running runnable may start children.
@@ -95,4 +117,14 @@ pub enum SupervisorError {
     /// Test mode: an internal error or a programming error ended the run.
     #[error("internal error (test mode): {0}")]
     Internal(TreeError),
+}
+
+/// [`Supervisor::settled`](super::Supervisor::settled) ran out of time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tree not settled: nodes {unsettled:?}, pending restarts {pending:?}")]
+pub struct NotSettled {
+    /// Nodes neither HEALTHY nor DONE, and their states.
+    pub unsettled: BTreeMap<String, NodeState>,
+    /// Restarts still pending.
+    pub pending: Vec<PendingRestart>,
 }

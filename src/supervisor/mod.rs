@@ -4,9 +4,9 @@
 //!
 //! Core code: time, tasks, randomness and signals come through
 //! [`crate::env::Env`]; state machines ([`NodeMachine`], [`Tree`],
-//! [`Backoff`], [`IntensityWindow`], [`lifecycle::classify`]) are plain data
-//! driven by thin async drivers ([`Supervisor`], [`run_with_recover`],
-//! [`lifecycle::Controller`]).
+//! [`lifecycle::Lifecycle`], [`Backoff`], [`IntensityWindow`],
+//! [`lifecycle::classify`]) are plain data driven by thin async drivers
+//! ([`Supervisor`], [`run_with_recover`], [`lifecycle::Controller`]).
 //!
 //! ```no_run
 //! use warden::supervisor::{runnable, RunnableSignal, Supervisor, TreeConfig};
@@ -15,11 +15,11 @@
 //! async fn serve<E: Env>(env: E) {
 //!     let root = runnable(|ctx: warden::supervisor::Ctx<E>| async move {
 //!         ctx.run("worker", runnable(|ctx: warden::supervisor::Ctx<E>| async move {
-//!             ctx.signal(RunnableSignal::Healthy).map_err(|e| e.to_string())?;
+//!             ctx.signal(RunnableSignal::Healthy)?;
 //!             ctx.token().cancelled().await;
 //!             Ok(())
-//!         })).map_err(|e| e.to_string())?;
-//!         ctx.signal(RunnableSignal::Healthy).map_err(|e| e.to_string())?;
+//!         }))?;
+//!         ctx.signal(RunnableSignal::Healthy)?;
 //!         ctx.token().cancelled().await;
 //!         Ok(())
 //!     });
@@ -30,6 +30,7 @@
 
 mod backoff;
 mod error;
+mod gc;
 mod intensity;
 pub mod lifecycle;
 mod liveness;
@@ -40,11 +41,11 @@ mod state;
 mod tree;
 
 pub use backoff::{Backoff, BackoffConfig};
-pub use error::{RunError, RunResult, SupervisorError, TreeError};
+pub use error::{NotSettled, RunError, RunResult, SupervisorError, TreeError};
 pub use intensity::{Intensity, IntensityExceeded, IntensityWindow};
 pub use liveness::Liveness;
 pub use metrics::Metrics;
 pub use recover::{RecoverExit, run_with_recover};
 pub use runner::{Ctx, Runnable, RunnableSignal, Supervisor, runnable};
 pub use state::{IllegalTransition, NodeEvent, NodeMachine, NodeState};
-pub use tree::{Action, ROOT, Tree, TreeConfig};
+pub use tree::{Action, PendingRestart, ROOT, StateChange, Tree, TreeBugs, TreeConfig};

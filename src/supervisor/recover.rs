@@ -5,10 +5,8 @@
 use std::future::Future;
 use std::panic::Location;
 
-use futures::FutureExt;
-
 use super::backoff::{Backoff, BackoffConfig};
-use crate::env::{CancellationToken, Env, JoinError};
+use crate::env::{CancellationToken, Env, JoinError, sleep_or_cancelled};
 
 /// How [`run_with_recover`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +78,7 @@ where
             }
             let delay = backoff.next_delay(env.random_u64());
             tracing::info!(subsystem = name.as_str(), delay_ms = delay.as_millis() as u64, "restart after backoff");
-            let sleep = std::pin::pin!(env.sleep(delay).fuse());
-            let cancelled = std::pin::pin!(token.cancelled().fuse());
-            if let futures::future::Either::Right(_) = futures::future::select(sleep, cancelled).await {
+            if sleep_or_cancelled(&env, env.now() + delay, &token).await.is_err() {
                 return RecoverExit::Cancelled { panics };
             }
         }

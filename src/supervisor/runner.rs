@@ -9,15 +9,17 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures::FutureExt;
+use futures::channel::mpsc;
 use futures::future::LocalBoxFuture;
 
-use super::error::{RunResult, SupervisorError, TreeError};
+use super::error::{NotSettled, RunResult, SupervisorError, TreeError};
 use super::liveness::Liveness;
 use super::metrics::Metrics;
 use super::state::NodeState;
-use super::tree::{Action, ROOT, Tree, TreeConfig};
+use super::tree::{Action, PendingRestart, ROOT, StateChange, Tree, TreeBugs, TreeConfig};
 use crate::env::{AbortHandle, CancellationToken, Env, JoinError};
 
 /// A runnable: called again for every (re)start with a fresh context.
@@ -51,7 +53,24 @@ struct Shared<E: Env> {
     /// Tasks of running instances, by instance, to abort at the end.
     tasks: RefCell<BTreeMap<u64, AbortHandle>>,
     wake: tokio::sync::Notify,
+    /// Woken (all waiters) after every input the tree took.
+    changed: tokio::sync::Notify,
+    observers: RefCell<Vec<mpsc::UnboundedSender<StateChange>>>,
     liveness: Liveness<E>,
+}
+
+impl<E: Env> Shared<E> {
+    /// After an input: state changes go to observers, waiters re-check,
+    /// the processor drains the actions.
+    fn after_input(&self) {
+        let changes: Vec<StateChange> = std::iter::from_fn(|| self.tree.borrow_mut().poll_state_change()).collect();
+        if !changes.is_empty() {
+            let mut observers = self.observers.borrow_mut();
+            observers.retain(|tx| changes.iter().all(|c| tx.unbounded_send(c.clone()).is_ok()));
+        }
+        self.changed.notify_waiters();
+        self.wake.notify_one();
+    }
 }
 
 /// A running supervision tree.
@@ -62,9 +81,9 @@ pub struct Supervisor<E: Env> {
 
 impl<E: Env> Supervisor<E> {
     /// A tree whose root runs `root`; nothing starts before [`Supervisor::run`].
-    pub fn new(env: E, root: Runnable<E>, mut config: TreeConfig) -> Self {
-        config.done_on_signal |= env.mutant("done-on-signal");
-        let tree = Tree::new(config, env.random_u64());
+    pub fn new(env: E, root: Runnable<E>, config: TreeConfig) -> Self {
+        let bugs = TreeBugs { done_on_signal: env.mutant("done-on-signal") };
+        let tree = Tree::new(config, env.random_u64()).with_bugs(bugs);
         let shared = Rc::new(Shared {
             liveness: Liveness::new(env.clone()),
             env,
@@ -73,6 +92,8 @@ impl<E: Env> Supervisor<E> {
             tokens: RefCell::default(),
             tasks: RefCell::default(),
             wake: tokio::sync::Notify::new(),
+            changed: tokio::sync::Notify::new(),
+            observers: RefCell::default(),
         });
         Supervisor { shared, root_token: CancellationToken::new() }
     }
@@ -95,6 +116,54 @@ impl<E: Env> Supervisor<E> {
     /// The liveness registry the tree's runnables feed.
     pub fn liveness(&self) -> Liveness<E> {
         self.shared.liveness.clone()
+    }
+
+    /// Every node and its state now.
+    pub fn node_states(&self) -> BTreeMap<String, NodeState> {
+        self.shared.tree.borrow().node_states()
+    }
+
+    /// Nodes that returned and will be started again, and when.
+    pub fn pending_restarts(&self) -> Vec<PendingRestart> {
+        self.shared.tree.borrow().pending_restarts()
+    }
+
+    /// Every state change of every node from now on, in order (`from` or
+    /// `to` is `None` when a node enters or leaves the tree). Unbounded:
+    /// read it, or drop it.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<StateChange> {
+        let (tx, rx) = mpsc::unbounded();
+        self.shared.observers.borrow_mut().push(tx);
+        rx
+    }
+
+    /// Waits until the tree is settled (every node HEALTHY or DONE, no
+    /// restart pending; or the run is over), at most `within`; else says
+    /// what is still moving.
+    pub async fn settled(&self, within: Duration) -> Result<(), NotSettled> {
+        let sh = &self.shared;
+        let deadline = sh.env.now() + within;
+        loop {
+            // Created before the check, so no change can slip in between.
+            let changed = sh.changed.notified();
+            if sh.tree.borrow().is_settled() {
+                return Ok(());
+            }
+            let mut changed = std::pin::pin!(changed.fuse());
+            let mut timer = std::pin::pin!(sh.env.sleep_until(deadline).fuse());
+            futures::select_biased! {
+                () = changed => {}
+                () = timer => {
+                    let tree = sh.tree.borrow();
+                    let unsettled = tree
+                        .node_states()
+                        .into_iter()
+                        .filter(|(_, s)| !matches!(s, NodeState::Healthy | NodeState::Done))
+                        .collect();
+                    return Err(NotSettled { unsettled, pending: tree.pending_restarts() });
+                }
+            }
+        }
     }
 
     /// Runs until the root is done (and everything returned), `shutdown`
@@ -159,10 +228,15 @@ impl<E: Env> Supervisor<E> {
                     shutdown_seen = true;
                     shutdown_deadline = Some(sh.env.now() + grace);
                     sh.tree.borrow_mut().handle_shutdown(sh.env.now());
+                    sh.after_input();
                 }
-                () = timer => sh.tree.borrow_mut().handle_timeout(sh.env.now()),
+                () = timer => {
+                    sh.tree.borrow_mut().handle_timeout(sh.env.now());
+                    sh.after_input();
+                }
             }
         };
+        sh.changed.notify_waiters();
         self.root_token.cancel();
         for (_, task) in std::mem::take(&mut *sh.tasks.borrow_mut()) {
             task.abort();
@@ -216,7 +290,7 @@ fn start<E: Env>(sh: &Rc<Shared<E>>, root_token: &CancellationToken, dn: String,
         if let Err(e) = r {
             tracing::error!(node = dn.as_str(), error = %e, "exit not processed");
         }
-        sh2.wake.notify_one();
+        sh2.after_input();
     }));
 }
 
@@ -275,23 +349,25 @@ impl<E: Env> Ctx<E> {
 
     fn run_many(&self, members: Vec<(&str, Runnable<E>)>, group: bool) -> Result<(), TreeError> {
         let names: Vec<&str> = members.iter().map(|(n, _)| *n).collect();
-        self.shared.tree.borrow_mut().handle_run(&self.dn, self.instance, &names, group)?;
-        let mut rs = self.shared.runnables.borrow_mut();
-        for (name, r) in members {
-            rs.insert(format!("{}.{name}", self.dn), r);
+        let r = self.shared.tree.borrow_mut().handle_run(&self.dn, self.instance, &names, group);
+        if r.is_ok() {
+            let mut rs = self.shared.runnables.borrow_mut();
+            for (name, r) in members {
+                rs.insert(format!("{}.{name}", self.dn), r);
+            }
         }
-        drop(rs);
-        self.shared.wake.notify_one();
-        Ok(())
+        self.shared.after_input();
+        r
     }
 
-    /// Signals Healthy or Done. Done before Healthy, or twice, is a
-    /// programming error: returned, logged, and fatal in test mode.
+    /// Signals Healthy or Done. Done before Healthy, twice, or through the
+    /// context of an instance that is no longer current, is a programming
+    /// error: returned, logged, and fatal in test mode.
     pub fn signal(&self, signal: RunnableSignal) -> Result<(), TreeError> {
         let now = self.shared.env.now();
         let r =
             self.shared.tree.borrow_mut().handle_signal(now, &self.dn, self.instance, signal == RunnableSignal::Done);
-        self.shared.wake.notify_one();
+        self.shared.after_input();
         r
     }
 

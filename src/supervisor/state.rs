@@ -114,10 +114,24 @@ pub struct NodeMachine {
     done_on_signal: bool,
 }
 
+impl Default for NodeMachine {
+    fn default() -> Self {
+        NodeMachine::new()
+    }
+}
+
 impl NodeMachine {
     /// A node whose runnable has just been started.
-    pub fn new(done_on_signal: bool) -> Self {
-        NodeMachine { state: NodeState::New, signaled_done: false, running: true, done_on_signal }
+    pub fn new() -> Self {
+        NodeMachine { state: NodeState::New, signaled_done: false, running: true, done_on_signal: false }
+    }
+
+    /// The same machine with seed 000's bug switched on or off: DONE at
+    /// the Done signal, before the runnable returned. Only the mutant
+    /// `done-on-signal` turns it on.
+    pub fn with_done_on_signal(mut self, on: bool) -> Self {
+        self.done_on_signal = on;
+        self
     }
 
     /// The state.
@@ -176,7 +190,7 @@ impl NodeMachine {
             (S::Done, E::Restart) if self.running => return Err(IllegalTransition::RestartWhileRunning(S::Done)),
             (S::Done, E::Restart) => return Err(IllegalTransition::RestartDone),
             (S::Dead | S::Canceled, E::Restart) => {
-                *self = NodeMachine::new(self.done_on_signal);
+                *self = NodeMachine::new().with_done_on_signal(self.done_on_signal);
             }
         }
         Ok((self.state != before).then_some(self.state))
@@ -216,7 +230,7 @@ mod tests {
 
     #[test]
     fn done_only_after_return() {
-        let mut m = NodeMachine::new(false);
+        let mut m = NodeMachine::new();
         assert_eq!(m.step(NodeEvent::SignalHealthy), Ok(Some(NodeState::Healthy)));
         assert_eq!(m.step(NodeEvent::SignalDone), Ok(None), "Done only sets the flag");
         assert!(m.signaled_done() && m.running());
@@ -226,7 +240,7 @@ mod tests {
 
     #[test]
     fn programming_errors_are_named_and_change_nothing() {
-        let mut m = NodeMachine::new(false);
+        let mut m = NodeMachine::new();
         assert_eq!(m.step(NodeEvent::SignalDone), Err(IllegalTransition::DoneBeforeHealthy));
         assert_eq!(m.state(), NodeState::New);
         m.step(NodeEvent::SignalHealthy).unwrap();
@@ -237,7 +251,7 @@ mod tests {
 
     #[test]
     fn returns_classified_and_restart_clears_the_flag() {
-        let mut m = NodeMachine::new(false);
+        let mut m = NodeMachine::new();
         m.step(NodeEvent::SignalHealthy).unwrap();
         m.step(NodeEvent::SignalDone).unwrap();
         assert_eq!(m.step(NodeEvent::Returned { ok: false, canceled: false }), Ok(Some(NodeState::Dead)));

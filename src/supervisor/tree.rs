@@ -1,16 +1,26 @@
 //! The runnable tree as a state machine (no I/O, no clock of its own).
 //!
 //! Call order, as in quinn-proto: feed inputs with `handle_*` (each takes
-//! `now`), then drain [`Tree::poll_action`] until `None` and sleep until
-//! [`Tree::poll_timeout`], then call [`Tree::handle_timeout`]. The driver in
-//! `runner.rs` executes the actions through `Env`.
+//! `now`), then drain [`Tree::poll_action`] until `None` (and
+//! [`Tree::poll_state_change`] for observers), sleep until
+//! [`Tree::poll_timeout`], then call [`Tree::handle_timeout`]. The driver
+//! in `runner.rs` executes the actions through `Env`.
 //!
-//! GC: after every exit the tree looks for DEAD or CANCELED nodes under a
-//! live parent whose whole subtree has returned, and schedules their
-//! restart after a backoff. A restart clears the node's children, groups
-//! and Done flag; removing the children cancels their pending restarts.
-//! Because DONE means "returned" (see `state.rs`), a restart never runs
-//! beside an instance that is still running.
+//! GC (`gc.rs`): after every exit the tree looks for DEAD or CANCELED
+//! nodes under a live parent whose whole subtree (and whole group) has
+//! returned, and restarts them. Because DONE means "returned" (see
+//! `state.rs`), a restart never runs beside an instance that is still
+//! running. How a node restarts is decided when it returns:
+//!
+//! - a node that failed on its own waits out its backoff and is charged
+//!   one restart against its parent's intensity;
+//! - a group fails together: when a member fails, its running siblings are
+//!   cancelled, and the group restarts once every member has returned. The
+//!   group restart is charged once (OTP's `one_for_all`), however many
+//!   members were cancelled or also failed meanwhile; the cancelled
+//!   siblings restart at once, without a delay and without advancing their
+//!   own backoff (Monogon restarts a cancelled node with no delay); only
+//!   members that failed wait out their backoff.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -33,8 +43,6 @@ pub struct TreeConfig {
     pub intensity: Intensity,
     /// Internal and programming errors end the run instead of being logged.
     pub test_mode: bool,
-    /// Mutant `done-on-signal` (seed 000's bug).
-    pub done_on_signal: bool,
     /// After shutdown is asked for, how long runnables get to return
     /// before they are aborted and the run fails (every wait has a
     /// deadline: DESIGN rule 6).
@@ -47,10 +55,17 @@ impl Default for TreeConfig {
             backoff: BackoffConfig::TREE,
             intensity: Intensity::DEFAULT,
             test_mode: false,
-            done_on_signal: false,
             shutdown_grace: std::time::Duration::from_secs(30),
         }
     }
+}
+
+/// Historical bugs the driver switches on from `env.mutant(..)`; all off
+/// in production.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeBugs {
+    /// `done-on-signal`: a node is DONE at its Done signal (seed 000).
+    pub done_on_signal: bool,
 }
 
 /// What the driver must do.
@@ -78,51 +93,105 @@ pub enum Action {
     Finished(Result<(), SupervisorError>),
 }
 
-struct Node {
-    machine: NodeMachine,
-    instance: u64,
-    children: BTreeSet<String>,
-    groups: Vec<BTreeSet<String>>,
-    backoff: Backoff,
-    restart_at: Option<Instant>,
+/// One node changed state (`None`: it entered or left the tree), for
+/// observers that need every step, not only counts per state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// Hierarchical name.
+    pub dn: String,
+    /// The instance the change belongs to.
+    pub instance: u64,
+    /// The state before (`None`: the node was just added).
+    pub from: Option<NodeState>,
+    /// The state after (`None`: the node left the tree).
+    pub to: Option<NodeState>,
+}
+
+/// A node that returned and will be started again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRestart {
+    /// Hierarchical name.
+    pub dn: String,
+    /// When its backoff ends; `None` while it waits for its subtree or its
+    /// group to return.
+    pub at: Option<Instant>,
+}
+
+/// How a returned node restarts; decided when it returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Restart {
+    /// It failed on its own: backoff, and one restart charged.
+    Charged,
+    /// It failed while its group's restart was already charged: backoff
+    /// only.
+    Uncharged,
+    /// The tree cancelled it because a group sibling failed: at once, no
+    /// backoff, not charged.
+    Innocent,
+}
+
+/// A run-group: children of one parent that fail together.
+#[derive(Debug, Clone)]
+pub(super) struct Group {
+    pub(super) members: BTreeSet<String>,
+    /// A member failed and the group has not fully restarted yet: further
+    /// failures belong to the same (already charged) group restart.
+    pub(super) restarting: bool,
+}
+
+pub(super) struct Node {
+    pub(super) machine: NodeMachine,
+    pub(super) instance: u64,
+    pub(super) children: BTreeSet<String>,
+    /// The groups of its children.
+    pub(super) groups: Vec<Group>,
+    pub(super) backoff: Backoff,
+    pub(super) restart_at: Option<Instant>,
     /// Restarts of this node's children (OTP intensity).
-    child_restarts: IntensityWindow,
+    pub(super) child_restarts: IntensityWindow,
+    /// The tree cancelled this instance's context (its own failure, an
+    /// ancestor's, a group sibling's, intensity, shutdown): its children
+    /// are not restarted under it.
+    pub(super) cancel_requested: bool,
+    /// Cancelled because a group sibling failed, not by its own doing.
+    pub(super) innocent: bool,
+    /// How it restarts, once it returned DEAD or CANCELED.
+    pub(super) restart: Option<Restart>,
 }
 
 /// The tree.
 pub struct Tree {
-    config: TreeConfig,
-    nodes: BTreeMap<String, Node>,
-    actions: VecDeque<Action>,
-    next_instance: u64,
-    rng: u64,
-    shutting_down: bool,
-    finished: bool,
+    pub(super) config: TreeConfig,
+    pub(super) bugs: TreeBugs,
+    pub(super) nodes: BTreeMap<String, Node>,
+    pub(super) actions: VecDeque<Action>,
+    pub(super) changes: VecDeque<StateChange>,
+    pub(super) next_instance: u64,
+    pub(super) rng: u64,
+    pub(super) shutting_down: bool,
+    pub(super) finished: bool,
     /// Restarts of the root itself.
-    root_restarts: IntensityWindow,
-    metrics: Metrics,
+    pub(super) root_restarts: IntensityWindow,
+    pub(super) metrics: Metrics,
 }
 
-fn parent_of(dn: &str) -> Option<&str> {
+pub(super) fn parent_of(dn: &str) -> Option<&str> {
     dn.rsplit_once('.').map(|(p, _)| p)
 }
 
-fn is_under(dn: &str, ancestor: &str) -> bool {
+pub(super) fn is_under(dn: &str, ancestor: &str) -> bool {
     dn.len() > ancestor.len() && dn.starts_with(ancestor) && dn.as_bytes()[ancestor.len()] == b'.'
 }
 
 impl Tree {
-    /// Its configuration.
-    pub fn config(&self) -> &TreeConfig {
-        &self.config
-    }
-
     /// A tree whose root is about to start; `seed` drives backoff jitter.
     pub fn new(config: TreeConfig, seed: u64) -> Self {
         let mut t = Tree {
             config,
+            bugs: TreeBugs::default(),
             nodes: BTreeMap::new(),
             actions: VecDeque::new(),
+            changes: VecDeque::new(),
             next_instance: 1,
             rng: seed,
             shutting_down: false,
@@ -134,31 +203,46 @@ impl Tree {
         t
     }
 
-    fn add_node(&mut self, dn: String) {
+    /// Switches historical bugs on (the driver passes `env.mutant(..)`);
+    /// call before feeding any input.
+    pub fn with_bugs(mut self, bugs: TreeBugs) -> Self {
+        self.bugs = bugs;
+        for n in self.nodes.values_mut() {
+            n.machine = n.machine.with_done_on_signal(bugs.done_on_signal);
+        }
+        self
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &TreeConfig {
+        &self.config
+    }
+
+    pub(super) fn add_node(&mut self, dn: String) {
         let instance = self.next_instance;
         self.next_instance += 1;
         let node = Node {
-            machine: NodeMachine::new(self.config.done_on_signal),
+            machine: NodeMachine::new().with_done_on_signal(self.bugs.done_on_signal),
             instance,
             children: BTreeSet::new(),
             groups: Vec::new(),
             backoff: Backoff::new(self.config.backoff),
             restart_at: None,
             child_restarts: IntensityWindow::new(self.config.intensity),
+            cancel_requested: false,
+            innocent: false,
+            restart: None,
         };
-        self.metrics.gauge(None, Some(NodeState::New));
+        self.note(&dn, instance, None, Some(NodeState::New));
         tracing::info!(node = dn.as_str(), instance, to = "new", "node started");
         self.actions.push_back(Action::Start { dn: dn.clone(), instance });
         self.nodes.insert(dn, node);
     }
 
-    fn next_random(&mut self) -> u64 {
-        // splitmix64: seeded from the Env once, deterministic after.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    /// Records a state change: gauge and observers.
+    pub(super) fn note(&mut self, dn: &str, instance: u64, from: Option<NodeState>, to: Option<NodeState>) {
+        self.metrics.gauge(from, to);
+        self.changes.push_back(StateChange { dn: dn.to_owned(), instance, from, to });
     }
 
     /// The state of `dn`, if it is in the tree.
@@ -171,6 +255,11 @@ impl Tree {
         self.nodes.get(dn).map(|n| n.instance)
     }
 
+    /// Every node and its state now.
+    pub fn node_states(&self) -> BTreeMap<String, NodeState> {
+        self.nodes.iter().map(|(k, n)| (k.clone(), n.machine.state())).collect()
+    }
+
     /// A copy of the counters.
     pub fn metrics(&self) -> Metrics {
         self.metrics.clone()
@@ -181,9 +270,37 @@ impl Tree {
         self.finished
     }
 
+    /// Whether nothing is about to change on its own: the run finished, or
+    /// every node is HEALTHY or DONE (none starting, none waiting to
+    /// restart) and no shutdown is under way.
+    pub fn is_settled(&self) -> bool {
+        self.finished
+            || (!self.shutting_down
+                && self.nodes.values().all(|n| matches!(n.machine.state(), NodeState::Healthy | NodeState::Done)))
+    }
+
+    /// Nodes that returned and will be started again, and when.
+    pub fn pending_restarts(&self) -> Vec<PendingRestart> {
+        if self.shutting_down || self.finished {
+            return Vec::new();
+        }
+        self.nodes
+            .iter()
+            .filter(|(dn, n)| {
+                matches!(n.machine.state(), NodeState::Dead | NodeState::Canceled) && self.parent_alive(dn)
+            })
+            .map(|(dn, n)| PendingRestart { dn: dn.clone(), at: n.restart_at })
+            .collect()
+    }
+
     /// The next action for the driver.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// The next state change, for observers (the driver drains them).
+    pub fn poll_state_change(&mut self) -> Option<StateChange> {
+        self.changes.pop_front()
     }
 
     /// The earliest pending restart.
@@ -191,19 +308,20 @@ impl Tree {
         self.nodes.values().filter_map(|n| n.restart_at).min()
     }
 
-    fn lookup(&self, dn: &str, instance: u64) -> Result<(), TreeError> {
-        match self.nodes.get(dn) {
-            Some(n) if n.instance == instance => Ok(()),
-            _ => Err(TreeError::NodeNotFound { dn: dn.to_owned(), instance }),
-        }
+    /// `Ok` if `dn` is in the tree at `instance`.
+    fn current(&self, dn: &str, instance: u64) -> bool {
+        self.nodes.get(dn).is_some_and(|n| n.instance == instance)
     }
 
     /// Records an internal or programming error: logged and counted; in
     /// test mode it ends the run.
-    fn report(&mut self, e: &TreeError) {
+    pub(super) fn report(&mut self, e: &TreeError) {
         match e {
-            TreeError::Programming { .. } => self.metrics.programming_errors += 1,
-            _ => self.metrics.internal_errors += 1,
+            TreeError::Programming { .. } | TreeError::StaleContext { .. } => self.metrics.programming_errors += 1,
+            TreeError::NodeNotFound { .. }
+            | TreeError::DuplicateName { .. }
+            | TreeError::InvalidName(_)
+            | TreeError::ParentNotRunning(_) => self.metrics.internal_errors += 1,
         }
         tracing::error!(error = %e, "supervisor error");
         if self.config.test_mode {
@@ -211,19 +329,28 @@ impl Tree {
         }
     }
 
-    fn finish(&mut self, result: Result<(), SupervisorError>) {
+    pub(super) fn finish(&mut self, result: Result<(), SupervisorError>) {
         if !self.finished {
             self.finished = true;
             tracing::info!(ok = result.is_ok(), "supervisor finished");
-            self.actions.push_back(Action::Cancel { dn: ROOT.to_owned() });
+            self.request_cancel(ROOT);
             self.actions.push_back(Action::Finished(result));
         }
+    }
+
+    /// Cancels the context of `dn` and, through it, of its subtree.
+    pub(super) fn request_cancel(&mut self, dn: &str) {
+        for (_, n) in self.nodes.range_mut(dn.to_owned()..).take_while(|(k, _)| *k == dn || is_under(k, dn)) {
+            n.cancel_requested = true;
+        }
+        self.actions.push_back(Action::Cancel { dn: dn.to_owned() });
     }
 
     /// The runnable at `parent` (instance `instance`) starts children
     /// `names`; as a group when `group` (they fail together).
     pub fn handle_run(&mut self, parent: &str, instance: u64, names: &[&str], group: bool) -> Result<(), TreeError> {
-        if let Err(e) = self.lookup(parent, instance) {
+        if !self.current(parent, instance) {
+            let e = TreeError::StaleContext { dn: parent.to_owned(), instance };
             self.report(&e);
             return Err(e);
         }
@@ -240,20 +367,30 @@ impl Tree {
                 return Err(TreeError::DuplicateName { parent: parent.to_owned(), name: (*name).to_owned() });
             }
         }
+        let cancelled = p.cancel_requested;
         let p = self.nodes.get_mut(parent).expect("looked up");
         p.children.extend(names.iter().map(|n| (*n).to_owned()));
         if group {
-            p.groups.push(names.iter().map(|n| (*n).to_owned()).collect());
+            p.groups.push(Group { members: names.iter().map(|n| (*n).to_owned()).collect(), restarting: false });
         }
         for name in names {
-            self.add_node(format!("{parent}.{name}"));
+            let dn = format!("{parent}.{name}");
+            self.add_node(dn.clone());
+            if cancelled {
+                // Started under a cancelled context: the driver starts it
+                // cancelled, and it is not restarted under this parent.
+                if let Some(n) = self.nodes.get_mut(&dn) {
+                    n.cancel_requested = true;
+                }
+            }
         }
         Ok(())
     }
 
     /// The runnable at `dn` signalled Healthy (`done == false`) or Done.
     pub fn handle_signal(&mut self, _now: Instant, dn: &str, instance: u64, done: bool) -> Result<(), TreeError> {
-        if let Err(e) = self.lookup(dn, instance) {
+        if !self.current(dn, instance) {
+            let e = TreeError::StaleContext { dn: dn.to_owned(), instance };
             self.report(&e);
             return Err(e);
         }
@@ -265,7 +402,7 @@ impl Tree {
                 // Healthy and Done both prove the runnable works.
                 node.backoff.reset();
                 if let Some(to) = changed {
-                    self.metrics.gauge(Some(before), Some(to));
+                    self.note(dn, instance, Some(before), Some(to));
                     tracing::info!(node = dn, from = before.name(), to = to.name(), "node state");
                 } else {
                     tracing::info!(node = dn, state = before.name(), "node signalled done");
@@ -292,7 +429,8 @@ impl Tree {
         panicked: bool,
         canceled: bool,
     ) -> Result<(), TreeError> {
-        if let Err(e) = self.lookup(dn, instance) {
+        if !self.current(dn, instance) {
+            let e = TreeError::NodeNotFound { dn: dn.to_owned(), instance };
             self.report(&e);
             return Err(e);
         }
@@ -303,163 +441,28 @@ impl Tree {
         let before = node.machine.state();
         let stepped = node.machine.step(NodeEvent::Returned { ok: error.is_none(), canceled });
         let after = node.machine.state();
-        match stepped {
-            Ok(_) => {
-                self.metrics.gauge(Some(before), Some(after));
-                tracing::info!(
-                    node = dn,
-                    from = before.name(),
-                    to = after.name(),
-                    error = error.unwrap_or(""),
-                    panicked,
-                    "node returned"
-                );
-            }
-            Err(error) => {
-                let e = TreeError::Programming { dn: dn.to_owned(), error };
-                self.report(&e);
-                return Err(e);
-            }
+        if let Err(error) = stepped {
+            let e = TreeError::Programming { dn: dn.to_owned(), error };
+            self.report(&e);
+            return Err(e);
         }
+        self.note(dn, instance, Some(before), Some(after));
+        tracing::info!(
+            node = dn,
+            from = before.name(),
+            to = after.name(),
+            error = error.unwrap_or(""),
+            panicked,
+            "node returned"
+        );
+        self.decide_restart(dn, after);
         if after == NodeState::Dead {
             // Its children's contexts derive from its own.
-            self.actions.push_back(Action::Cancel { dn: dn.to_owned() });
+            self.request_cancel(dn);
             self.cancel_group_siblings(dn);
         }
         self.gc(now);
         Ok(())
-    }
-
-    fn cancel_group_siblings(&mut self, dn: &str) {
-        let (Some(parent), Some((_, name))) = (parent_of(dn), dn.rsplit_once('.')) else { return };
-        let Some(p) = self.nodes.get(parent) else { return };
-        let siblings: BTreeSet<String> =
-            p.groups.iter().filter(|g| g.contains(name)).flatten().filter(|s| *s != name).cloned().collect();
-        for s in siblings {
-            let sdn = format!("{parent}.{s}");
-            if self.nodes.get(&sdn).is_some_and(|n| n.machine.running()) {
-                tracing::info!(node = sdn.as_str(), failed = dn, "cancelling group sibling");
-                self.actions.push_back(Action::Cancel { dn: sdn });
-            }
-        }
-    }
-
-    /// Whether `dn` and everything under it has returned, as the states
-    /// say (GC trusts the states).
-    fn subtree_returned(&self, dn: &str) -> bool {
-        self.nodes
-            .range(dn.to_owned()..)
-            .take_while(|(k, _)| *k == dn || is_under(k, dn))
-            .all(|(_, n)| n.machine.state().has_returned())
-    }
-
-    fn parent_alive(&self, dn: &str) -> bool {
-        match parent_of(dn) {
-            None => true,
-            Some(p) => self
-                .nodes
-                .get(p)
-                .is_some_and(|n| matches!(n.machine.state(), NodeState::New | NodeState::Healthy | NodeState::Done)),
-        }
-    }
-
-    /// One GC pass: schedules restarts of failed nodes whose subtrees have
-    /// fully returned; finishes the run when nothing is left to do.
-    fn gc(&mut self, now: Instant) {
-        if self.finished {
-            return;
-        }
-        self.metrics.gc_runs += 1;
-        let candidates: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| {
-                matches!(n.machine.state(), NodeState::Dead | NodeState::Canceled) && n.restart_at.is_none()
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for dn in candidates {
-            if self.shutting_down
-                || !self.nodes.contains_key(&dn)
-                || !self.parent_alive(&dn)
-                || !self.subtree_returned(&dn)
-            {
-                continue;
-            }
-            let counted = match parent_of(&dn) {
-                None => self.root_restarts.record(now),
-                Some(p) => self.nodes.get_mut(p).expect("parent alive").child_restarts.record(now),
-            };
-            if let Err(limit) = counted {
-                let over = parent_of(&dn).unwrap_or(ROOT).to_owned();
-                tracing::warn!(node = dn.as_str(), parent = over.as_str(), %limit, "restart intensity exceeded");
-                if over == ROOT {
-                    // The root's children (or the root itself) restarted
-                    // too often: the supervisor gives up and exits non-zero.
-                    self.finish(Err(SupervisorError::IntensityExceeded { dn: over, limit }));
-                    return;
-                }
-                // The parent fails: its context is cancelled, and when it
-                // has returned its own parent restarts it (counted there).
-                self.actions.push_back(Action::Cancel { dn: over });
-                continue;
-            }
-            let r = self.next_random();
-            let node = self.nodes.get_mut(&dn).expect("present");
-            let delay = node.backoff.next_delay(r);
-            node.restart_at = Some(now + delay);
-            tracing::info!(node = dn.as_str(), delay_ms = delay.as_millis() as u64, "restart scheduled");
-        }
-        let all_returned = self.nodes.values().all(|n| n.machine.state().has_returned());
-        let none_pending = self.nodes.values().all(|n| n.restart_at.is_none());
-        let root_over =
-            matches!(self.state_of(ROOT), Some(NodeState::Done | NodeState::Canceled)) || self.shutting_down;
-        if all_returned && none_pending && root_over {
-            self.finish(Ok(()));
-        }
-    }
-
-    /// Restarts whose backoff ran out.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<String> =
-            self.nodes.iter().filter(|(_, n)| n.restart_at.is_some_and(|t| t <= now)).map(|(k, _)| k.clone()).collect();
-        for dn in due {
-            let Some(node) = self.nodes.get_mut(&dn) else { continue };
-            node.restart_at = None;
-            if self.shutting_down || self.finished || !self.parent_alive(&dn) {
-                continue;
-            }
-            self.restart(&dn);
-        }
-        self.gc(now);
-    }
-
-    fn restart(&mut self, dn: &str) {
-        // Clear the subtree: its nodes (and their pending restarts) go.
-        let under: Vec<String> =
-            self.nodes.range(dn.to_owned()..).map(|(k, _)| k.clone()).skip(1).take_while(|k| is_under(k, dn)).collect();
-        for k in under {
-            if let Some(n) = self.nodes.remove(&k) {
-                self.metrics.gauge(Some(n.machine.state()), None);
-            }
-            self.actions.push_back(Action::Forget { dn: k });
-        }
-        let instance = self.next_instance;
-        self.next_instance += 1;
-        let node = self.nodes.get_mut(dn).expect("present");
-        let before = node.machine.state();
-        if let Err(error) = node.machine.step(NodeEvent::Restart) {
-            let e = TreeError::Programming { dn: dn.to_owned(), error };
-            self.report(&e);
-            return;
-        }
-        node.children.clear();
-        node.groups.clear();
-        node.instance = instance;
-        self.metrics.restarts += 1;
-        self.metrics.gauge(Some(before), Some(NodeState::New));
-        tracing::info!(node = dn, instance, from = before.name(), to = "new", "node restarted");
-        self.actions.push_back(Action::Start { dn: dn.to_owned(), instance });
     }
 
     /// Stop everything: cancel the root's context; no more restarts.
@@ -470,8 +473,12 @@ impl Tree {
             for n in self.nodes.values_mut() {
                 n.restart_at = None;
             }
-            self.actions.push_back(Action::Cancel { dn: ROOT.to_owned() });
+            self.request_cancel(ROOT);
             self.gc(now);
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tree_tests.rs"]
+mod tests;

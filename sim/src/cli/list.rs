@@ -53,8 +53,13 @@ pub(super) fn cmd_list(only: Only) {
         "mutants ({}):",
         if mutants::enabled() { "compiled in" } else { "compiled out; build with --features warden/mutants" }
     );
-    for m in mutants::ALL {
-        println!("  {}: {}", m.name, m.bug);
+    println!("  historical bugs (fixed or named by a seed) and self-tests of the simulator:");
+    for m in mutants::ALL.iter().filter(|m| !mutants::is_regression(m.name)) {
+        println!("    {}: {}", m.name, m.bug);
+    }
+    println!("  warden's own regressions (of guarantees warden adds beyond the seeds):");
+    for m in mutants::ALL.iter().filter(|m| mutants::is_regression(m.name)) {
+        println!("    {}: {}", m.name, m.bug);
     }
     println!("crash points:");
     for p in crash::all() {

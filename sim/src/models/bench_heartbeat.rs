@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use warden::env::Env;
+use warden::env::{Env, splitmix64};
 
 use super::{FinalCheck, Model, ModelSpec, Params, World};
 use crate::env::SimEnv;
@@ -59,15 +59,6 @@ pub(super) async fn heartbeat<E: Env>(
         next += Duration::from_millis(100);
         env.sleep_until(next).await;
     }
-}
-
-/// The host splitmix64 picks for the run's crashes.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl Model for Heartbeat {

@@ -10,6 +10,11 @@
 //! followed by a registration, and `no-sibling-lost` wants the daemon's
 //! runtime set of each key to be exactly the registry's live set (no
 //! sibling dropped, none duplicated).
+//!
+//! A scenario may take the registry down for a long outage (starting as a
+//! recovery registers) and stop the waves after a few: a deletion whose
+//! recovery fails through the whole outage has no later event to recover
+//! it, so only a gate that keeps retrying gets it back.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -17,7 +22,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use warden::env::Env;
-use warden::gate::{Recovery, RecoveryConfig};
+use warden::gate::{GIVE_UP_AFTER, GateConfig, Recovery, RecoveryConfig};
 
 pub(super) mod registry;
 
@@ -32,7 +37,13 @@ static SPEC: ModelSpec = ModelSpec {
     name: "gate.stampede",
     about: "a stampede of gone reports against warden's re-register gate and a simulated registry",
     invariants: &["one-registration-per-deletion", "every-deletion-recovered", "no-sibling-lost"],
-    coverage: &[("straggler-after-success", "a deletion wave in which a straggler reached the gate after a success")],
+    coverage: &[
+        ("straggler-after-success", "a deletion wave in which a straggler reached the gate after a success"),
+        (
+            "retried-through-outage",
+            "a seed (reached if a key failed more registers in a row than the old give-up count and was recovered)",
+        ),
+    ],
     params: &[
         Param { name: "keys", default: 2, min: 1, max: 64, about: "registration keys (workspaces)" },
         Param { name: "runtimes_per_key", default: 4, min: 1, max: 64, about: "runtimes (providers) per key" },
@@ -73,6 +84,36 @@ static SPEC: ModelSpec = ModelSpec {
             max: 600_000,
             about: "deletions of one wave land within this",
         },
+        Param { name: "waves_max", default: 0, min: 0, max: 1_000_000, about: "deletion waves in all (0: no limit)" },
+        Param {
+            name: "wave_victims_max",
+            default: 0,
+            min: 0,
+            max: 64,
+            about: "registrations a wave deletes per key (0: no limit)",
+        },
+        Param {
+            name: "outage_after_ms",
+            default: -1,
+            min: -1,
+            max: 86_400_000,
+            about: "the first register after this starts an outage (-1: none)",
+        },
+        Param { name: "outage_ms", default: 60_000, min: 0, max: 86_400_000, about: "how long the outage lasts" },
+        Param {
+            name: "failure_backoff_ms",
+            default: 60_000,
+            min: 1,
+            max: 86_400_000,
+            about: "the gate's first backoff after a failed register",
+        },
+        Param {
+            name: "failure_backoff_max_ms",
+            default: 60_000,
+            min: 1,
+            max: 86_400_000,
+            about: "the cap of the gate's failure backoff",
+        },
     ],
 };
 
@@ -95,7 +136,7 @@ impl Shared {
 
 /// Deletes registrations in waves while faults are on.
 async fn waves(env: SimEnv, shared: Rc<Shared>, params: WaveParams) {
-    loop {
+    for _ in 0..params.max.unwrap_or(u64::MAX) {
         let gap = params.gap_min + env.random_duration(params.gap_max.saturating_sub(params.gap_min));
         env.sleep(gap).await;
         if !env.faults_allowed() {
@@ -117,6 +158,7 @@ async fn waves(env: SimEnv, shared: Rc<Shared>, params: WaveParams) {
             }
             let n =
                 if env.random_below(4) == 0 { alive.len() } else { 1 + env.random_below(alive.len() as u64) as usize };
+            let n = params.victims_max.map_or(n, |max| n.min(max));
             let mut pool = alive;
             for _ in 0..n {
                 let i = env.random_below(pool.len() as u64) as usize;
@@ -139,6 +181,8 @@ struct WaveParams {
     gap_min: Duration,
     gap_max: Duration,
     spread: Duration,
+    max: Option<u64>,
+    victims_max: Option<usize>,
 }
 
 fn ms(params: &Params, name: &str) -> Duration {
@@ -169,11 +213,24 @@ impl Model for Stampede {
             fail_percent: params.count("fail_percent"),
             slow_percent: params.count("slow_percent"),
             stall_max: ms(params, "stall_max_ms"),
+            outage: u64::try_from(params.get("outage_after_ms"))
+                .ok()
+                .map(|after| (Duration::from_millis(after), ms(params, "outage_ms"))),
         };
         let wave = WaveParams {
             gap_min: ms(params, "wave_gap_min_ms"),
             gap_max: ms(params, "wave_gap_max_ms"),
             spread: ms(params, "wave_spread_ms"),
+            max: Some(params.count("waves_max")).filter(|n| *n > 0),
+            victims_max: Some(params.count("wave_victims_max") as usize).filter(|n| *n > 0),
+        };
+        let config = RecoveryConfig {
+            gate: GateConfig {
+                failure_backoff: ms(params, "failure_backoff_ms"),
+                failure_backoff_max: ms(params, "failure_backoff_max_ms"),
+                ..GateConfig::default()
+            },
+            ..RecoveryConfig::default()
         };
         let s = shared.clone();
         world.register("gate-registry", move |env: SimEnv, _| {
@@ -191,7 +248,7 @@ impl Model for Stampede {
                 // Let the registry start listening first.
                 env.sleep(Duration::from_millis(50)).await;
                 let registry = StreamRegistry::new(env.clone(), addr);
-                let Ok(daemon) = Recovery::new(env.clone(), registry, RecoveryConfig::default()) else { return 3 };
+                let Ok(daemon) = Recovery::new(env.clone(), registry, config) else { return 3 };
                 *s.daemon.borrow_mut() = Some(daemon.clone());
                 daemon.start(&s.book.borrow().key_names());
                 daemon.root().cancelled().await;
@@ -213,6 +270,8 @@ impl Model for Stampede {
                 checks.cover("straggler-after-success", next > *at);
             }
             let book = shared.book.borrow();
+            let streak = shared.daemon.borrow().as_ref().map_or(0, |d| d.stats().longest_failure_streak);
+            checks.cover("retried-through-outage", streak > GIVE_UP_AFTER && book.unrecovered().is_empty());
             if let Some((key, rev)) = book.unrecovered().iter().next() {
                 checks.pending(
                     "every-deletion-recovered",

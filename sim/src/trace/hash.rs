@@ -51,10 +51,7 @@ impl RunHasher {
 
     /// The hash so far, avalanched (splitmix64 finaliser).
     pub fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        warden::env::mix64(self.0)
     }
 }
 

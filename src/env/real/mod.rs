@@ -133,12 +133,10 @@ impl Env for RealEnv {
 
     fn random_u64(&self) -> u64 {
         // splitmix64: fast, full period, good enough for jitter and ids.
-        let s = self.rng.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut s = self.rng.get();
+        let out = super::splitmix64(&mut s);
         self.rng.set(s);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        out
     }
 
     fn buggify_site(&self, _site: &'static str) -> bool {

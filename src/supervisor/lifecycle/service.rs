@@ -8,6 +8,7 @@ use futures::FutureExt;
 use futures::future::LocalBoxFuture;
 
 use super::outcome::RestartPolicy;
+use super::slot::ServiceSpec;
 use crate::env::{CancellationToken, Env};
 use crate::supervisor::error::{RunError, RunResult};
 
@@ -52,6 +53,17 @@ impl<E: Env> Service<E> {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the lifecycle machine needs to know of it.
+    pub fn spec(&self) -> ServiceSpec {
+        ServiceSpec {
+            name: self.name.clone(),
+            policy: self.policy,
+            has_stop: self.stop.is_some(),
+            has_readiness: self.readiness.is_some(),
+            has_liveness: self.liveness.is_some(),
+        }
     }
 
     /// The start function.

@@ -1,16 +1,14 @@
-//! Signal handling (D6): installed by `start`, after the options are
-//! applied; the first signal begins the stop sequence, a second forces the
-//! exit (status 128 + signal number). Ending the handling, by
-//! `disable_signals` or at the end of `wait`, drops the handle, which
-//! restores the default disposition.
+//! Where the controller's shutdown signals come from (D6). Handling is
+//! installed by `start`, after the options are applied; dropping the
+//! source (when signal handling is switched off or the controller stopped)
+//! restores the default disposition. What a signal means is the machine's
+//! decision, not this file's.
 
 use std::io;
-use std::rc::Rc;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
 
-use super::controller::Inner;
 use crate::env::{Env, Signal};
 
 /// Where shutdown signals come from.
@@ -24,60 +22,35 @@ pub enum SignalMode {
     Disabled,
 }
 
-/// Starts the handling `inner`'s options ask for.
-pub(crate) fn install<E: Env>(inner: &Rc<Inner<E>>) -> io::Result<()> {
-    let Some(mode) = inner.signal_mode.borrow_mut().take() else { return Ok(()) };
-    match mode {
-        SignalMode::Os(set) => {
-            let handle = inner.env.handle_signals(&set)?;
-            tracing::info!(signals = ?set, "handling signals");
-            drop(inner.spawn("controller.signals", os_loop(inner.clone(), handle)));
-        }
-        SignalMode::Channel(rx) => drop(inner.spawn("controller.signals", channel_loop(inner.clone(), rx))),
-        SignalMode::Disabled => {}
-    }
-    Ok(())
+/// Installed signal handling.
+pub(super) enum SignalSource<E: Env> {
+    /// The process's signals, handled until this is dropped.
+    Os(E::Signals),
+    /// A custom channel.
+    Channel(mpsc::UnboundedReceiver<Signal>),
 }
 
-fn on_signal<E: Env>(inner: &Inner<E>, s: Signal) {
-    let n = inner.signals_seen.get() + 1;
-    inner.signals_seen.set(n);
-    if n == 1 {
-        tracing::info!(signal = %s, "shutdown signal: stopping services");
-        inner.shutdown.cancel();
-    } else {
-        tracing::warn!(signal = %s, code = 128 + s.number(), "second signal: forcing exit");
-        inner.forced_by.set(Some(s));
-        inner.force.cancel();
-    }
-}
-
-/// Completes when the controller finished or signal handling was switched
-/// off: either ends a signal loop.
-async fn stopped<E: Env>(inner: &Inner<E>) {
-    futures::future::select(std::pin::pin!(inner.finished.cancelled()), std::pin::pin!(inner.signals_off.cancelled()))
-        .await;
-}
-
-async fn os_loop<E: Env>(inner: Rc<Inner<E>>, mut handle: E::Signals) {
-    loop {
-        let stop = std::pin::pin!(stopped(&inner));
-        let next = std::pin::pin!(inner.env.next_signal(&mut handle));
-        match futures::future::select(stop, next).await {
-            futures::future::Either::Left(_) => break,
-            futures::future::Either::Right((s, _)) => on_signal(&inner, s),
+impl SignalMode {
+    /// Installs the handling this mode asks for (`None`: disabled).
+    pub(super) fn install<E: Env>(self, env: &E) -> io::Result<Option<SignalSource<E>>> {
+        match self {
+            SignalMode::Os(set) => {
+                let handle = env.handle_signals(&set)?;
+                tracing::info!(signals = ?set, "handling signals");
+                Ok(Some(SignalSource::Os(handle)))
+            }
+            SignalMode::Channel(rx) => Ok(Some(SignalSource::Channel(rx))),
+            SignalMode::Disabled => Ok(None),
         }
     }
-    drop(handle);
-    tracing::info!("signal handling ended: default disposition restored");
 }
 
-async fn channel_loop<E: Env>(inner: Rc<Inner<E>>, mut rx: mpsc::UnboundedReceiver<Signal>) {
-    loop {
-        let stop = std::pin::pin!(stopped(&inner));
-        match futures::future::select(stop, rx.next()).await {
-            futures::future::Either::Left(_) | futures::future::Either::Right((None, _)) => break,
-            futures::future::Either::Right((Some(s), _)) => on_signal(&inner, s),
+impl<E: Env> SignalSource<E> {
+    /// The next signal; `None` once a custom channel closed.
+    pub(super) async fn next(&mut self, env: &E) -> Option<Signal> {
+        match self {
+            SignalSource::Os(handle) => Some(env.next_signal(handle).await),
+            SignalSource::Channel(rx) => rx.next().await,
         }
     }
 }

@@ -189,6 +189,8 @@ pub(crate) struct Book {
     pub registrations: Vec<(u64, String)>,
     /// Every deletion, in revision order: (revision, key, id).
     pub deletions: Vec<(u64, String, String)>,
+    /// When the outage (if the scenario has one) began.
+    outage_since: Option<Instant>,
 }
 
 impl Book {
@@ -207,6 +209,7 @@ impl Book {
             registered: BTreeSet::new(),
             registrations: Vec::new(),
             deletions: Vec::new(),
+            outage_since: None,
         }
     }
 
@@ -302,6 +305,21 @@ pub(crate) struct Knobs {
     pub slow_percent: u64,
     /// Longest stall of a slow call.
     pub stall_max: Duration,
+    /// The first register after `.0` (a recovery) takes the registry down
+    /// for `.1`: every call fails meanwhile.
+    pub outage: Option<(Duration, Duration)>,
+}
+
+/// Whether the registry is down now (starting the outage at the first
+/// register past its start time).
+fn down(env: &SimEnv, book: &SharedBook, knobs: Knobs, request: &str) -> bool {
+    let Some((after, length)) = knobs.outage.filter(|_| faulty(env)) else { return false };
+    let now = env.now();
+    let mut b = book.borrow_mut();
+    if b.outage_since.is_none() && request.starts_with("register ") && now >= Instant::BOOT + after {
+        b.outage_since = Some(now);
+    }
+    b.outage_since.is_some_and(|since| now < since + length)
 }
 
 /// The shared registry state.
@@ -337,6 +355,9 @@ async fn stall(env: &SimEnv, knobs: Knobs, max: Duration) {
 }
 
 async fn handle(env: &SimEnv, book: &SharedBook, knobs: Knobs, request: &str) -> String {
+    if down(env, book, knobs, request) {
+        return "err registry unavailable".into();
+    }
     let mut w = request.split(' ');
     match (w.next(), w.next(), w.next()) {
         (Some("register"), Some(key), Some(deadline)) => {
