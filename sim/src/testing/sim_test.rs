@@ -36,6 +36,7 @@ use crate::world::facade::World;
 pub struct SimTest {
     name: String,
     seeds: u64,
+    only: Option<u64>,
     scheduler: SchedulerKind,
     faults: Faults,
     duration: Duration,
@@ -101,6 +102,7 @@ impl SimTest {
         SimTest {
             name: name.to_owned(),
             seeds: super::DEFAULT_SEEDS,
+            only: None,
             scheduler: SchedulerKind::Random,
             faults: Faults { buggify: true, ..Faults::default() },
             duration: Duration::from_secs(60),
@@ -114,6 +116,13 @@ impl SimTest {
     /// slips through 16 seeds 7 % of the time: give rare windows more.
     pub fn seeds(mut self, n: u64) -> SimTest {
         self.seeds = n;
+        self
+    }
+
+    /// Runs exactly seed `seed`, whatever the environment says (a test
+    /// that replays a failure it found).
+    pub fn seed(mut self, seed: u64) -> SimTest {
+        self.only = Some(seed);
         self
     }
 
@@ -174,7 +183,11 @@ impl SimTest {
     {
         let shape = self.shape(invariants.iter().map(|s| (*s).to_owned()).collect());
         let mut reports = Vec::new();
-        for seed in SeedSet::from_env(self.seeds).iter() {
+        let seeds: Vec<u64> = match self.only {
+            Some(s) => vec![s],
+            None => SeedSet::from_env(self.seeds).iter().collect(),
+        };
+        for seed in seeds {
             let opts = RunOptions { seed, mutant: self.mutant, watchdog: true, ..RunOptions::default() };
             let report = run(&shape, &opts, &setup);
             if report.failure.is_some() {
