@@ -119,6 +119,7 @@ fn main() {
         world::rename_replaces_a_file_atomically,
         world::dir_lock_held_and_released_at_holder_death,
         world::unlisted_fds_are_not_inherited,
+        world::tokio_io_adapter_reads_lines_and_writes,
         service::notify_reaches_the_parent,
         service::pid_var_is_the_childs_own_pid,
         service::signal_group_reaches_what_the_child_started,

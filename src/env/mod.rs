@@ -12,6 +12,7 @@ pub mod buggify;
 pub mod crash;
 mod disk;
 mod instant;
+pub mod io;
 pub mod mutants;
 mod net;
 mod process;

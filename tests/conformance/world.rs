@@ -188,3 +188,36 @@ pub async fn unlisted_fds_are_not_inherited<E: Env>(env: E, dir: std::path::Path
     let c = env.spawn_process(ProcessSpec::new("count-fds").fd(env.stream_into_fd(b), 3)).expect("spawn");
     assert_eq!(wait(&env, &c).await, ExitStatus::Code(1), "only the listed fd reaches the child");
 }
+
+/// A stream as tokio's AsyncRead + AsyncWrite: a `BufReader` reads lines
+/// the peer wrote in arbitrary pieces, `write_all` and `shutdown` work.
+pub async fn tokio_io_adapter_reads_lines_and_writes<E: Env>(env: E, dir: std::path::PathBuf) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use warden::env::io::IoStream;
+
+    env.create_dir_all(&dir).await.expect("dir");
+    let addr = sock(&dir, "lines.sock");
+    let l = env.listen(&addr).expect("listen");
+    let env2 = env.clone();
+    let server = env.spawn("lines", async move {
+        let s = env2.accept(&l).await.expect("accept");
+        let mut io = BufReader::new(IoStream::new(env2.clone(), s));
+        let mut got = Vec::new();
+        let mut line = String::new();
+        while io.read_line(&mut line).await.expect("read_line") > 0 {
+            got.push(std::mem::take(&mut line));
+        }
+        let mut io = io.into_inner();
+        io.write_all(format!("{} lines\n", got.len()).as_bytes()).await.expect("write_all");
+        io.shutdown().await.expect("shutdown");
+        got
+    });
+    let s = env.timeout(PATIENCE, env.connect(&addr)).await.expect("in time").expect("connect");
+    for part in ["one\ntw", "o\n", "three\nfo", "ur\n"] {
+        env.write_all(&s, part.as_bytes()).await.expect("write");
+    }
+    env.shutdown_write(&s).expect("shutdown");
+    let got = server.await.expect("server");
+    assert_eq!(got, ["one\n", "two\n", "three\n", "four\n"]);
+    assert_eq!(read_exact(&env, &s, 8).await, b"4 lines\n");
+}
