@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use warden::env::{Env, Instant, LocalTask};
 
@@ -12,9 +12,6 @@ use crate::check::FailureClass;
 use crate::exec::TimerKey;
 use crate::rng::Stream;
 use crate::simulation::Simulation;
-
-/// Wall clock of a simulated host at boot: 2026-01-01T00:00:00Z.
-const WALL_AT_BOOT_SECS: u64 = 1_767_225_600;
 
 /// The environment of one simulated process.
 #[derive(Clone)]
@@ -57,7 +54,8 @@ impl Env for SimEnv {
     }
 
     fn wall_clock(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_AT_BOOT_SECS) + Duration::from_nanos(self.sim.now_ns())
+        let clock = self.sim.world.borrow().hosts.get(self.host as usize).map(|h| h.clock).unwrap_or_default();
+        clock.read(self.sim.now_ns())
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + 'static {

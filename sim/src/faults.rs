@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use warden::env::crash::{self, CrashPoint};
 
-use crate::plan::{CrashAt, FaultPlan, HostCrash, Partition};
+use crate::plan::{ClockStep, CrashAt, FaultPlan, HostCrash, Partition};
 use crate::rng::{Stream, below};
 use crate::simulation::Simulation;
 
@@ -35,6 +35,17 @@ pub struct Faults {
     /// Which crash points a run kills a process at (see [`CrashPoints`]).
     #[serde(default)]
     pub crash_points: CrashPoints,
+    /// Each host's wall clock is off by up to this much (drawn per host).
+    #[serde(default)]
+    pub clock_skew_ms: u64,
+    /// Each host's wall clock runs fast or slow by up to this many parts
+    /// per million (drawn per host).
+    #[serde(default)]
+    pub clock_drift_ppm: u64,
+    /// Wall-clock steps per host (but the model's own host 0) per virtual
+    /// second: the clock jumps by up to 30 s either way.
+    #[serde(default)]
+    pub clock_step: f64,
 }
 
 /// `crash_points` in `[faults]`: `true`, `false`, or a name prefix.
@@ -134,10 +145,36 @@ fn partition(sim: &Simulation, p: &Partition) {
 
 /// Applies the scenario's rates to the world, before the model starts (so
 /// a model may still change them).
-pub(crate) fn configure(sim: &Simulation, faults: &Faults) {
+pub(crate) fn configure(sim: &Simulation, faults: &Faults, seed: u64) {
     let mut w = sim.world.borrow_mut();
     w.disk_error = faults.disk_error;
     w.net.udp_loss = faults.udp_loss;
+    if faults.clock_skew_ms > 0 || faults.clock_drift_ppm > 0 {
+        w.clocks = crate::world::ClockDraw {
+            skew_max_ns: faults.clock_skew_ms.saturating_mul(1_000_000),
+            drift_max_ppm: faults.clock_drift_ppm,
+            rng: Some(crate::rng::generator(seed, crate::rng::CLOCKS)),
+        };
+    }
+}
+
+/// The largest wall-clock step a clock fault makes, either way.
+const CLOCK_STEP_MAX_MS: u64 = 30_000;
+
+fn step_clock_at(sim: &Rc<Simulation>, at_ns: u64, s: &ClockStep) {
+    let (k, host, by_ns) = (Rc::downgrade(sim), s.host, s.by_ms.saturating_mul(1_000_000));
+    sim.exec.schedule(
+        at_ns,
+        Box::new(move || {
+            let Some(k) = k.upgrade() else { return };
+            if let Some(h) = k.world.borrow_mut().hosts.get_mut(host as usize) {
+                h.clock.stepped_ns = h.clock.stepped_ns.saturating_add(by_ns);
+            }
+            crate::trace::with_export(|t, now, _| {
+                t.instant(Some(host), 0, "fault", &format!("wall clock of host {host} steps by {by_ns} ns"), now)
+            });
+        }),
+    );
 }
 
 /// Sets up faults for a run: the plan's events if a plan is given, else
@@ -165,14 +202,18 @@ pub(crate) fn install(
         for c in &plan.host_crashes {
             crash_host_at(sim, c.at_ms * 1_000_000, c);
         }
+        for c in &plan.clock_steps {
+            step_clock_at(sim, c.at_ms * 1_000_000, c);
+        }
         for p in &plan.partitions {
             partition(sim, p);
         }
         let mut i = injected.borrow_mut();
         i.host_crashes = plan.host_crashes.clone();
+        i.clock_steps = plan.clock_steps.clone();
         i.partitions = plan.partitions.clone();
     }
-    if faults.crash > 0.0 || faults.partition > 0.0 {
+    if faults.crash > 0.0 || faults.partition > 0.0 || faults.clock_step > 0.0 {
         schedule_tick(
             sim,
             Tick { faults: faults.clone(), planned, injected: injected.clone() },
@@ -245,6 +286,18 @@ fn tick(sim: &Rc<Simulation>, t: &Tick) {
             if !t.planned {
                 crash_host_at(sim, now, &c);
                 t.injected.borrow_mut().host_crashes.push(c);
+            }
+        }
+    }
+    if faults.clock_step > 0.0 {
+        for &(host, _) in hosts.iter().skip(1) {
+            if chance(sim, faults.clock_step * per_tick) {
+                let by = between(sim, 0, 2 * CLOCK_STEP_MAX_MS) as i64 - CLOCK_STEP_MAX_MS as i64;
+                let c = ClockStep { at_ms: now / 1_000_000, host, by_ms: by };
+                if !t.planned {
+                    step_clock_at(sim, now, &c);
+                    t.injected.borrow_mut().clock_steps.push(c);
+                }
             }
         }
     }

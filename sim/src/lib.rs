@@ -71,8 +71,8 @@
 //! statuses, signals and SIGSTOP; streams deliver in order with arbitrary
 //! read splits, 1-10 ms between hosts and 5-50 us within one; datagrams
 //! may be lost, delayed and reordered; partitions hold stream bytes until
-//! they heal. Each host's wall clock has its own skew and drift drawn from
-//! the seed. Not modelled: CPU time (a poll costs a few random
+//! they heal. A scenario's clock faults give each host's wall clock its
+//! own skew and drift drawn from the seed, and steps. Not modelled: CPU time (a poll costs a few random
 //! microseconds of virtual time, whatever it does), memory limits, DNS,
 //! byte-level packet loss on streams, and anything a program reaches
 //! outside [`warden::env::Env`].

@@ -31,6 +31,9 @@ pub struct FaultPlan {
     /// Network partitions between two hosts.
     #[serde(default)]
     pub partitions: Vec<Partition>,
+    /// Wall-clock steps of a host.
+    #[serde(default)]
+    pub clock_steps: Vec<ClockStep>,
     /// Processes die at these crash points, in this order: each at the
     /// `hit`-th hit of its point (a recovery point follows the crash that
     /// leads to it).
@@ -64,6 +67,18 @@ pub struct Partition {
     pub for_ms: u64,
 }
 
+/// Host `host`'s wall clock jumps by `by_ms` (either way) at `at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockStep {
+    /// Virtual milliseconds from the start of the run.
+    pub at_ms: u64,
+    /// Host index.
+    pub host: u32,
+    /// The jump, in milliseconds (negative: back).
+    pub by_ms: i64,
+}
+
 /// The `hit`-th hit of crash point `name` kills its process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +100,17 @@ struct Raw {
     #[serde(default)]
     partitions: Vec<RawPartition>,
     #[serde(default)]
+    clock_steps: Vec<RawClockStep>,
+    #[serde(default)]
     crash_points: Vec<RawCrashAt>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClockStep {
+    at_ms: Spanned<u64>,
+    host: Spanned<u32>,
+    by_ms: Spanned<i64>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +186,13 @@ impl FaultPlan {
                 for_ms: ms(&p.for_ms, "for_ms")?,
             });
         }
+        for c in raw.clock_steps {
+            let by = *c.by_ms.get_ref();
+            if by.unsigned_abs() > MAX_PLAN_MS {
+                return Err(err(c.by_ms.span(), format!("by_ms = {by} steps a clock by more than {MAX_PLAN_MS} ms")));
+            }
+            plan.clock_steps.push(ClockStep { at_ms: ms(&c.at_ms, "at_ms")?, host: c.host.into_inner(), by_ms: by });
+        }
         for c in raw.crash_points {
             if !warden::env::crash::is_declared(c.name.get_ref()) {
                 return Err(err(c.name.span(), format!("no crash point named {:?} is declared", c.name.get_ref())));
@@ -179,11 +211,12 @@ impl FaultPlan {
     }
 
     /// How many faults it holds: buggify sites forced on, host crashes,
-    /// partitions and crash points.
+    /// partitions, clock steps and crash points.
     pub fn fault_count(&self) -> usize {
         self.buggify.values().filter(|on| **on).count()
             + self.host_crashes.len()
             + self.partitions.len()
+            + self.clock_steps.len()
             + self.crash_points.len()
     }
 }
@@ -202,6 +235,7 @@ mod tests {
             buggify: [("gate.gone.after_prune".to_owned(), true)].into(),
             host_crashes: vec![HostCrash { at_ms: 5, host: 1, restart_after_ms: 500 }],
             partitions: vec![Partition { at_ms: 1, a: 0, b: 2, for_ms: 9 }],
+            clock_steps: vec![ClockStep { at_ms: 3, host: 1, by_ms: -2000 }],
             crash_points: vec![CrashAt { name: "selftest.journal.after_sync".into(), hit: 2 }],
         };
         assert_eq!(FaultPlan::parse(Path::new("p"), &plan.to_toml()), Ok(plan));

@@ -49,6 +49,8 @@ impl Stream {
 pub const SCHEDULER_INTERNAL: u64 = 100;
 /// The stream that derives a run's swarm parameters (poll cost, ...).
 pub const PARAMETERS: u64 = 101;
+/// The stream that draws each host's wall-clock skew and drift.
+pub const CLOCKS: u64 = 102;
 
 /// A generator for stream `stream` of `seed`.
 pub fn generator(seed: u64, stream: u64) -> ChaCha8Rng {

@@ -253,7 +253,7 @@ fn run_once(
     ];
     header.extend(shape.extra_header.iter().cloned());
 
-    crate::faults::configure(&sim, &shape.faults);
+    crate::faults::configure(&sim, &shape.faults, seed);
     let world = World::new(sim.clone(), checks.clone(), seed);
     let final_check = start(&world);
     let safety_end = u64::try_from(shape.duration.as_nanos()).unwrap_or(u64::MAX);

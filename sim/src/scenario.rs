@@ -210,6 +210,9 @@ pub fn parse_in(path: &Path, text: &str, catalog: models::Catalog) -> Result<Sce
                 ("partition", v.partition, 10.0),
                 ("disk_error", v.disk_error, 1.0),
                 ("udp_loss", v.udp_loss, 1.0),
+                ("clock_step", v.clock_step, 10.0),
+                ("clock_skew_ms", v.clock_skew_ms as f64, 3_600_000.0),
+                ("clock_drift_ppm", v.clock_drift_ppm as f64, 100_000.0),
             ] {
                 if !(0.0..=max).contains(&rate) {
                     return Err(err(f.span(), format!("faults.{name} = {rate} is outside 0..={max}")));

@@ -55,6 +55,11 @@ fn candidates(p: &FaultPlan) -> Vec<FaultPlan> {
         c.partitions.remove(i);
         out.push(c);
     }
+    for i in 0..p.clock_steps.len() {
+        let mut c = p.clone();
+        c.clock_steps.remove(i);
+        out.push(c);
+    }
     for i in 0..p.crash_points.len() {
         let mut c = p.clone();
         c.crash_points.remove(i);
@@ -120,6 +125,7 @@ mod tests {
             buggify: [("gate.gone.after_prune".to_owned(), true)].into(),
             host_crashes: vec![HostCrash { at_ms: 1, host: 1, restart_after_ms: 8 }],
             partitions: vec![Partition { at_ms: 1, a: 0, b: 1, for_ms: 4 }],
+            clock_steps: Vec::new(),
             crash_points: Vec::new(),
         };
         let c = candidates(&p);

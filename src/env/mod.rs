@@ -57,7 +57,9 @@ pub trait Env: Clone + 'static + ProcessEnv + NetEnv + DiskEnv {
     /// Monotonic, boot-relative time of this host.
     fn now(&self) -> Instant;
 
-    /// Wall-clock time; may jump and, in the simulator, be skewed by faults.
+    /// Wall-clock time: may jump, and differs between hosts. In the
+    /// simulator a scenario's clock faults give each host a skew, a drift
+    /// and steps (`clock_skew_ms`, `clock_drift_ppm`, `clock_step`).
     fn wall_clock(&self) -> SystemTime;
 
     /// Completes once [`Env::now`] has reached `deadline`.

@@ -5,6 +5,7 @@
 //! async functions registered by name; a process runs one as its main task
 //! and exits with the code it returns.
 
+mod clock;
 mod crash;
 pub mod disk;
 pub(crate) mod facade;
@@ -27,6 +28,8 @@ use std::task::Waker;
 use futures::future::LocalBoxFuture;
 use warden::env::{ExitStatus, Signal};
 
+pub(crate) use clock::ClockDraw;
+pub use clock::WallClock;
 pub(crate) use crash::{CrashTargets, hit_crash_point};
 pub use handles::{SimChild, SimDirLock, SimFd, SimSignals};
 pub use process::Launch;
@@ -76,6 +79,8 @@ pub struct Host {
     pub disk: disk::Disk,
     /// What init starts.
     pub init: Vec<InitEntry>,
+    /// Its wall clock.
+    pub clock: WallClock,
 }
 
 /// How a process is doing.
@@ -243,6 +248,8 @@ pub struct WorldState {
     pub disk_error: f64,
     /// Where processes die (crash points of the fault plan).
     pub(crate) crashes: CrashTargets,
+    /// How new hosts' wall clocks are skewed.
+    pub(crate) clocks: ClockDraw,
     /// Pids wrap after this (small values make reuse reachable).
     pub pid_max: u32,
 }
@@ -265,6 +272,7 @@ impl Default for WorldState {
             net: NetConfig::default(),
             disk_error: 0.0,
             crashes: CrashTargets::default(),
+            clocks: ClockDraw::default(),
             pid_max: 32_768,
         }
     }
@@ -283,6 +291,7 @@ impl WorldState {
             next_pid: 2,
             disk: disk::Disk::default(),
             init: Vec::new(),
+            clock: self.clocks.next(),
         });
         i
     }
