@@ -7,7 +7,7 @@
 pub struct Mutant {
     /// The frozen name used on command lines and in scenario files.
     pub name: &'static str,
-    /// What the bug does, for `warden-sim mutants` and error messages.
+    /// What the bug does, for `warden-sim list` and error messages.
     pub bug: &'static str,
 }
 

@@ -5,8 +5,12 @@ use std::time::Duration;
 /// Timings of the gate (the seed's constants, and the retry policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GateConfig {
-    /// How long claims coalesce behind a claim (the seed's 30 s); also the
-    /// slot a successful claim keeps under `gate-slot-kept-on-success`.
+    /// The seed's 30 s slot window. warden holds a key's slot while its
+    /// register is in flight and frees it when the register completes
+    /// (claims arriving meanwhile coalesce into one follow-up), so this
+    /// only bounds the register deadline (which must be shorter) and is how
+    /// long the historical bug `gate-slot-kept-on-success` keeps the slot
+    /// after a success.
     pub coalesce_window: Duration,
     /// How long no claim is granted after a first failed register (the
     /// seed's 60 s); each further consecutive failure doubles it.

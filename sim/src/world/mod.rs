@@ -54,7 +54,7 @@ pub struct InitEntry {
     pub program: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// Restart it (after `restart_delay_ns`) whenever it exits.
+    /// Restart it (after [`INIT_RESTART_DELAY_NS`]) whenever it exits.
     pub restart: bool,
 }
 
