@@ -88,6 +88,7 @@ fn cargo_test_replayer(fallback: &str) -> crate::replay::Replayer {
 /// Runs every seed of [`seeds`] of the scenario file at `path` (relative
 /// to the package being tested), with `mutant` on; panics at the first
 /// failure with its seed and replay commands. Returns the reports.
+#[track_caller]
 pub fn check_scenario(path: impl AsRef<Path>, mutant: Option<&'static str>) -> Vec<RunReport> {
     let path = path.as_ref();
     let sc = scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
@@ -121,6 +122,7 @@ pub fn check_scenario(path: impl AsRef<Path>, mutant: Option<&'static str>) -> V
 /// random scheduler and `limit` of virtual time; panics (with the
 /// assertion's place and the replay line) if it panics, fails a check or
 /// does not finish. See [`SimTest`] for more control.
+#[track_caller]
 pub fn check<F, Fut>(name: &str, limit: Duration, body: F)
 where
     F: Fn(SimEnv) -> Fut,
@@ -131,6 +133,7 @@ where
 
 /// Like [`check`], with `setup` run first on each fresh world (to register
 /// programs, add hosts).
+#[track_caller]
 pub fn check_in_world<S, F, Fut>(name: &str, limit: Duration, setup: S, body: F)
 where
     S: Fn(&World),

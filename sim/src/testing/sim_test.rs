@@ -202,11 +202,15 @@ impl SimTest {
 
     /// [`SimTest::try_run`], panicking on a failure with the assertion's
     /// place and the replay line.
+    #[track_caller]
     pub fn run<S>(&self, invariants: &[&str], setup: S) -> Vec<RunReport>
     where
         S: Fn(&World) -> FinalCheck,
     {
-        self.try_run(invariants, setup).unwrap_or_else(|f| panic!("{f}"))
+        match self.try_run(invariants, setup) {
+            Ok(r) => r,
+            Err(f) => panic!("{f}"),
+        }
     }
 
     /// Runs `body` as a task of the model's own process for every seed; it
@@ -221,12 +225,16 @@ impl SimTest {
     }
 
     /// [`SimTest::try_run_body`], panicking on a failure.
+    #[track_caller]
     pub fn run_body<F, Fut>(&self, body: F) -> Vec<RunReport>
     where
         F: Fn(SimEnv) -> Fut,
         Fut: Future<Output = ()> + 'static,
     {
-        self.try_run_body(body).unwrap_or_else(|f| panic!("{f}"))
+        match self.try_run_body(body) {
+            Ok(r) => r,
+            Err(f) => panic!("{f}"),
+        }
     }
 
     /// Like [`SimTest::try_run_body`], with `setup` run first on each
@@ -265,13 +273,17 @@ impl SimTest {
     }
 
     /// [`SimTest::try_run_in_world`], panicking on a failure.
+    #[track_caller]
     pub fn run_in_world<S, F, Fut>(&self, setup: S, body: F) -> Vec<RunReport>
     where
         S: Fn(&World),
         F: Fn(SimEnv) -> Fut,
         Fut: Future<Output = ()> + 'static,
     {
-        self.try_run_in_world(setup, body).unwrap_or_else(|f| panic!("{f}"))
+        match self.try_run_in_world(setup, body) {
+            Ok(r) => r,
+            Err(f) => panic!("{f}"),
+        }
     }
 }
 
