@@ -92,7 +92,7 @@ pub trait Env: Clone + 'static + ProcessEnv + NetEnv + DiskEnv {
     /// location. Backends learn it from a panic hook.
     fn take_panic_location(&self) -> Option<String>;
 
-    /// A named crash point (see [`crash`]); use [`crash_point!`].
+    /// A named crash point (see [`crash`]); use [`crash_point!`](crate::crash_point).
     fn crash_point(&self, name: &'static str) -> impl Future<Output = ()> + 'static;
 
     /// Completes after `d` has passed on [`Env::now`].

@@ -8,7 +8,7 @@ use crate::env::Signal;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Spawn service `svc` as `instance`; answer with
-    /// [`Manager::handle_spawned`] before anything else.
+    /// [`Manager::handle_spawned`](super::Manager::handle_spawned) before anything else.
     Spawn {
         /// Service index.
         svc: usize,
