@@ -17,6 +17,22 @@ pub struct Site {
 /// Every declared site.
 pub const ALL: &[Site] = &[
     Site {
+        name: "supervisor.tree.late_exit",
+        widens: "a runnable returned but its exit is processed late: GC and other exits run in between",
+    },
+    Site {
+        name: "supervisor.recover.slow_return",
+        widens: "a run of run-with-recover ended; the loop decides late whether to restart, while a cancel may land",
+    },
+    Site {
+        name: "supervisor.lifecycle.late_signal",
+        widens: "a signal reaches the lifecycle machine late, after other inputs it raced with",
+    },
+    Site {
+        name: "supervisor.lifecycle.spurious_wake",
+        widens: "the lifecycle timer loop wakes before any deadline: the machine must not act early",
+    },
+    Site {
         name: "gate.gone.after_prune",
         widens: "a gone report between pruning its runtime and stopping the heartbeat: a peer registers meanwhile",
     },

@@ -51,6 +51,11 @@ where
                 return RecoverExit::Cancelled { panics };
             }
             let outcome = env.spawn(&name, f(token.clone())).await;
+            if crate::buggify!(env, "supervisor.recover.slow_return") {
+                // Slow to decide, not deaf: a cancel still ends the wait.
+                let until = env.now() + env.random_duration(std::time::Duration::from_millis(50));
+                let _ = sleep_or_cancelled(&env, until, &token).await;
+            }
             match outcome {
                 // It saw the cancellation and stopped.
                 Ok(()) if token.is_cancelled() => return RecoverExit::Cancelled { panics },

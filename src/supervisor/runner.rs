@@ -275,6 +275,9 @@ fn start<E: Env>(sh: &Rc<Shared<E>>, root_token: &CancellationToken, dn: String,
         // so the scheduler may run GC and other exits in between, as the
         // real system may.
         sh2.env.yield_now().await;
+        if crate::buggify!(sh2.env, "supervisor.tree.late_exit") {
+            sh2.env.sleep(sh2.env.random_duration(std::time::Duration::from_millis(20))).await;
+        }
         sh2.tasks.borrow_mut().remove(&instance);
         let (error, panicked) = match &outcome {
             Ok(Ok(())) => (None, false),

@@ -96,15 +96,15 @@ fn split_location(message: &str) -> (&str, Option<&str>) {
 impl SimTest {
     /// A test called `name` (for reports; the replay line names the
     /// running test itself): [`super::DEFAULT_SEEDS`] seeds, the random
-    /// scheduler, buggify on and no other fault, 60 s of virtual time, no
-    /// liveness phase.
+    /// scheduler, no fault (buggify included: faults are asked for with
+    /// [`SimTest::faults`]), 60 s of virtual time, no liveness phase.
     pub fn new(name: &str) -> SimTest {
         SimTest {
             name: name.to_owned(),
             seeds: super::DEFAULT_SEEDS,
             only: None,
             scheduler: SchedulerKind::Random,
-            faults: Faults { buggify: true, ..Faults::default() },
+            faults: Faults::default(),
             duration: Duration::from_secs(60),
             liveness: Duration::ZERO,
             mutant: None,

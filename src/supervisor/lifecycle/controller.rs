@@ -403,6 +403,9 @@ impl<E: Env> Inner<E> {
 /// is aborted, which drops the source and restores the disposition.
 async fn signal_loop<E: Env>(inner: Rc<Inner<E>>, mut source: SignalSource<E>) {
     while let Some(s) = source.next(&inner.env).await {
+        if crate::buggify!(inner.env, "supervisor.lifecycle.late_signal") {
+            inner.env.sleep(inner.env.random_duration(std::time::Duration::from_millis(20))).await;
+        }
         inner.feed(Input::Signal(s));
     }
 }
@@ -422,7 +425,14 @@ async fn timer_loop<E: Env>(inner: Rc<Inner<E>>) {
             inner.env.yield_now().await;
             continue;
         }
-        let deadline = inner.machine.borrow().poll_timeout();
+        let mut deadline = inner.machine.borrow().poll_timeout();
+        // A spurious early wake-up: the machine acts only on what is due.
+        if let Some(d) = deadline
+            && crate::buggify!(inner.env, "supervisor.lifecycle.spurious_wake")
+        {
+            let now = inner.env.now();
+            deadline = Some(now + inner.env.random_duration(d.saturating_duration_since(now)));
+        }
         let env = inner.env.clone();
         let mut timer = std::pin::pin!(
             async move {
