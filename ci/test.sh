@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints (and proof that each banned API is banned),
 # the core-statics check, unit and integration tests (simulator and real
-# backend), the scenario sweep with mutants, and debug/release hash equality.
+# backend), docs, the outside-user example, the scenario sweep with mutants,
+# and debug/release hash equality.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
@@ -12,6 +13,8 @@ step "clippy: the product alone";   cargo clippy -q -p warden --lib --bins -- -D
 step "clippy fixture";               ci/clippy-fixture.sh
 step "core statics";                 ci/check-core-statics.sh --self-test && ci/check-core-statics.sh
 step "cargo test";                   cargo test --workspace --features warden/mutants
+step "docs (-D warnings)";           RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p warden -p warden-sim
+step "examples/race (outside user)"; cargo test -q --manifest-path examples/race/Cargo.toml
 step "scenario sweep";               ci/sweep.sh
 step "hash: debug vs release";       ci/hash-debug-release.sh
 echo; echo "all tests passed"
