@@ -42,18 +42,7 @@ fn every_scenario_catches_a_mutant_and_mutants_are_caught() {
         // (across OS processes: see sim/tests/cli.rs).
         for (mutant, _) in &sc.catches {
             let m = warden::env::mutants::find(mutant).expect("validated").name;
-            let opts = ExploreOptions {
-                seeds: None,
-                start_seed: 0,
-                mutant: Some(m),
-                scheduler: None,
-                shard: None,
-                jobs: 1,
-                watchdog: true,
-                record: false,
-                no_hash: false,
-                budget: None,
-            };
+            let opts = ExploreOptions { mutant: Some(m), ..ExploreOptions::default() };
             let sweep = explore(&sc, &opts, &|_| {});
             let seed =
                 sweep.caught_by.unwrap_or_else(|| panic!("{}: mutant {m} not caught in {} seeds", sc.name, sc.seeds));

@@ -12,22 +12,7 @@ use warden_sim::shrink::shrink;
 fn a_shrunk_plan_is_smaller_still_fails_the_same_way_and_is_found_again() {
     let sc = scenario::load(Path::new("../scenarios/stampede-double-register.toml")).expect("scenario");
     let mutant = Some("gate-no-watermark");
-    let sweep = explore(
-        &sc,
-        &ExploreOptions {
-            seeds: Some(200),
-            start_seed: 0,
-            mutant,
-            scheduler: None,
-            shard: None,
-            jobs: 1,
-            watchdog: true,
-            record: false,
-            no_hash: false,
-            budget: None,
-        },
-        &|_| {},
-    );
+    let sweep = explore(&sc, &ExploreOptions { seeds: Some(200), mutant, ..ExploreOptions::default() }, &|_| {});
     let seed = sweep.caught_by.expect("the mutant is caught");
     let opts = RunOptions { seed, mutant, ..RunOptions::default() };
     let a = shrink(&opts, 500, &|o| run_scenario(&sc, o)).expect("the seed fails");

@@ -42,18 +42,7 @@ fn the_lost_update_is_found_and_its_seed_replays_it() {
 #[test]
 fn the_scenario_file_finds_it_too_and_a_failing_seed_runs_the_same() {
     let sc = scenario::load_in(Path::new("scenarios/lost-update.toml"), MODELS).expect("the scenario file");
-    let opts = ExploreOptions {
-        seeds: None,
-        start_seed: 0,
-        mutant: None,
-        scheduler: None,
-        shard: None,
-        jobs: 1,
-        watchdog: true,
-        record: false,
-        no_hash: false,
-        budget: None,
-    };
+    let opts = ExploreOptions::default();
     let sweep = explore(&sc, &opts, &|_| {});
     let (seed, failure) = sweep.first_failure.expect("a seed of the scenario loses an update");
     assert_eq!(failure.invariant, "no-lost-update");

@@ -42,6 +42,25 @@ pub struct ExploreOptions {
     pub budget: Option<std::time::Duration>,
 }
 
+impl Default for ExploreOptions {
+    /// The scenario's own seeds from seed 0, its scheduler, one thread,
+    /// the watchdog on, hashes on, nothing recorded, no budget.
+    fn default() -> Self {
+        ExploreOptions {
+            seeds: None,
+            start_seed: 0,
+            mutant: None,
+            scheduler: None,
+            shard: None,
+            jobs: 1,
+            watchdog: true,
+            record: false,
+            no_hash: false,
+            budget: None,
+        }
+    }
+}
+
 /// What a sweep of one scenario found.
 #[derive(Debug, Clone, Default)]
 pub struct Sweep {
