@@ -42,7 +42,7 @@ use crate::simulation::Simulation;
 use fd::Desc;
 use stream::ListenerState;
 use udp::UdpState;
-pub use udp::{InFlight, Payload, addr_key};
+pub use udp::{InFlight, Payload};
 
 /// A program: what a process runs.
 pub type Program = Rc<dyn Fn(SimEnv, Vec<String>) -> LocalBoxFuture<'static, i32>>;
@@ -232,8 +232,9 @@ pub struct WorldState {
     pub unix: BTreeMap<(u32, PathBuf), Rc<RefCell<ListenerState>>>,
     /// TCP listeners by address.
     pub tcp: BTreeMap<SocketAddr, Rc<RefCell<ListenerState>>>,
-    /// UDP sockets by address.
-    pub udp: BTreeMap<u64, Rc<RefCell<UdpState>>>,
+    /// UDP sockets by host index, then port (a host binds a few: a scan
+    /// of its short list is cheaper than any map on the datagram path).
+    pub udp: Vec<Vec<(u16, Rc<RefCell<UdpState>>)>>,
     /// Datagrams in flight, by slot (free slots are `None`).
     pub in_flight: Vec<Option<InFlight>>,
     /// Free slots of `in_flight`.
@@ -264,7 +265,7 @@ impl Default for WorldState {
             programs: BTreeMap::new(),
             unix: BTreeMap::new(),
             tcp: BTreeMap::new(),
-            udp: BTreeMap::new(),
+            udp: Vec::new(),
             streams: Vec::new(),
             in_flight: Vec::new(),
             in_flight_free: Vec::new(),
@@ -294,6 +295,12 @@ impl WorldState {
             clock: self.clocks.next(),
         });
         i
+    }
+
+    /// The UDP socket bound to `port` on `host`, open or not.
+    #[inline]
+    pub fn udp_socket(&self, host: u32, port: u16) -> Option<&Rc<RefCell<UdpState>>> {
+        self.udp.get(host as usize)?.iter().find(|(p, _)| *p == port).map(|(_, s)| s)
     }
 
     /// The host with address `ip`.

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
@@ -22,8 +22,9 @@ pub struct UdpState {
     pub addr: SocketAddr,
     /// Whether any fd still refers to it.
     pub open: bool,
-    /// Datagrams received, not yet read.
-    pub queue: VecDeque<(Payload, SocketAddr)>,
+    /// Datagrams received, not yet read, with their senders (simulated
+    /// hosts have IPv4 addresses only).
+    pub queue: VecDeque<(Payload, SocketAddrV4)>,
     /// The task waiting in recv.
     pub reader: Option<Waker>,
     /// The process that bound it (a Chrome trace draws arrivals there).
@@ -66,12 +67,15 @@ impl Payload {
 }
 
 /// A datagram between send and arrival.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InFlight {
-    /// Destination.
-    pub to: SocketAddr,
+    /// Destination port (on `host`).
+    pub port: u16,
+    /// The socket bound there when it was sent: used at arrival while it
+    /// is open (no lookup), else whatever is bound there then.
+    pub socket: Option<Rc<RefCell<UdpState>>>,
     /// Source.
-    pub from: SocketAddr,
+    pub from: SocketAddrV4,
     /// Destination host.
     pub host: u32,
     /// The bytes.
@@ -89,8 +93,14 @@ pub(crate) fn deliver(sim: &Simulation, slot: u32) {
     if !w.hosts.get(d.host as usize).is_some_and(|h| h.up) {
         return;
     }
-    let Some(t) = w.udp.get(&addr_key(d.to)) else { return };
-    let mut t = t.borrow_mut();
+    let bound = match d.socket.filter(|s| s.borrow().open) {
+        Some(s) => s,
+        None => match w.udp_socket(d.host, d.port) {
+            Some(s) => s.clone(),
+            None => return,
+        },
+    };
+    let mut t = bound.borrow_mut();
     if t.open {
         if d.flow != 0 {
             let owner = t.owner;
@@ -104,18 +114,6 @@ pub(crate) fn deliver(sim: &Simulation, slot: u32) {
     }
 }
 
-/// A socket address as one integer (IPv4 << 16 | port; IPv6 hashed into
-/// the high bits): map lookups on the datagram path compare one word.
-pub fn addr_key(a: SocketAddr) -> u64 {
-    match a {
-        SocketAddr::V4(v4) => (u64::from(u32::from(*v4.ip())) << 16) | u64::from(v4.port()),
-        SocketAddr::V6(v6) => {
-            let ip = u128::from(*v6.ip());
-            (1 << 63) | (((ip ^ (ip >> 64)) as u64 & 0x7fff_ffff_ffff) << 16) | u64::from(v6.port())
-        }
-    }
-}
-
 impl SimEnv {
     /// `NetEnv::bind_udp`.
     pub(super) fn udp_bind(&self, addr: SocketAddr) -> io::Result<SimFd> {
@@ -125,7 +123,7 @@ impl SimEnv {
         if bound.ip() != ip {
             return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, "address not on this host"));
         }
-        if w.udp.get(&addr_key(bound)).is_some_and(|u| u.borrow().open) {
+        if w.udp_socket(self.host, bound.port()).is_some_and(|u| u.borrow().open) {
             return Err(io::Error::new(io::ErrorKind::AddrInUse, "address in use"));
         }
         let state = Rc::new(RefCell::new(UdpState {
@@ -135,7 +133,15 @@ impl SimEnv {
             reader: None,
             owner: self.proc,
         }));
-        w.udp.insert(addr_key(bound), state.clone());
+        let host = self.host as usize;
+        if w.udp.len() <= host {
+            w.udp.resize_with(host + 1, Vec::new);
+        }
+        let ports = &mut w.udp[host];
+        match ports.iter_mut().find(|(p, _)| *p == bound.port()) {
+            Some(slot) => slot.1 = state.clone(),
+            None => ports.push((bound.port(), state.clone())),
+        }
         drop(w);
         Ok(SimFd::register(&self.sim, self.proc, Desc::new(DescKind::Udp(state))))
     }
@@ -148,6 +154,8 @@ impl SimEnv {
             DescKind::Udp(u) => u.borrow().addr,
             _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "fd is not a udp socket")),
         };
+        // Bound on a simulated host: always IPv4. To anything else: lost.
+        let (SocketAddr::V4(from), SocketAddr::V4(_)) = (from, to) else { return Ok(()) };
         if self.sim.exec.is_dead(self.proc) {
             return Ok(());
         }
@@ -165,7 +173,9 @@ impl SimEnv {
         let at = now + lo + below(decisions.draw(Stream::Network), hi.saturating_sub(lo) + 1);
         drop(decisions);
         let flow = trace::with_export(|t, now, proc| t.send(proc, "udp", now)).unwrap_or(0);
-        let flight = InFlight { to, from, host: remote, data: Payload::new(buf), flow };
+        let port = to.port();
+        let socket = w.udp_socket(remote, port).filter(|s| s.borrow().open).cloned();
+        let flight = InFlight { port, socket, from, host: remote, data: Payload::new(buf), flow };
         let slot = match w.in_flight_free.pop() {
             Some(s) => {
                 w.in_flight[s as usize] = Some(flight);
@@ -192,7 +202,7 @@ impl SimEnv {
                 let data = data.bytes();
                 let n = data.len().min(buf.len());
                 buf[..n].copy_from_slice(&data[..n]);
-                Poll::Ready(Ok((n, from)))
+                Poll::Ready(Ok((n, SocketAddr::V4(from))))
             }
             None => {
                 if !u.reader.as_ref().is_some_and(|r| r.will_wake(waker)) {
