@@ -160,7 +160,7 @@ impl Executor {
     /// Hands `token` to [`Hooks::event`] at `at_ns`.
     #[inline]
     pub(crate) fn schedule_event(&self, at_ns: u64, token: u64) {
-        self.state.borrow_mut().timers.insert(at_ns.max(self.now.get()), Due::Event(token));
+        self.state.borrow_mut().timers.insert_event(at_ns.max(self.now.get()), token);
     }
 
     /// Whether task group (process) `group` has ended.
@@ -322,11 +322,17 @@ impl Executor {
 
     /// Moves woken tasks to the ready list. Wakes of `polled` during its own
     /// poll are yields, not progress.
-    #[inline]
+    #[inline(always)]
     fn collect_wakes(&self, polled: Option<TaskId>) {
-        if !waker::any_woken() {
-            return;
+        // The check stays at the call site; the body's register saves are
+        // paid only when there is something to collect.
+        if waker::any_woken() {
+            self.collect_woken(polled);
         }
+    }
+
+    #[inline(never)]
+    fn collect_woken(&self, polled: Option<TaskId>) {
         let mut s = self.state.borrow_mut();
         let State { tasks, ready, groups, .. } = &mut *s;
         waker::drain_woken(|id| {
@@ -344,12 +350,16 @@ impl Executor {
     /// Fires due timers one at a time, in deadline order: a wake, an
     /// action or a world event each runs with nothing borrowed (it may
     /// schedule timers or wake tasks); then collects the wakes.
-    #[inline]
+    #[inline(always)]
     fn fire_timers<H: Hooks>(&self, hooks: &H) {
-        let now = self.now.get();
-        if !self.state.borrow().timers.maybe_due(now) {
-            return;
+        if self.state.borrow().timers.maybe_due(self.now.get()) {
+            self.fire_due(hooks);
         }
+    }
+
+    #[inline(never)]
+    fn fire_due<H: Hooks>(&self, hooks: &H) {
+        let now = self.now.get();
         let mut fired = 0u64;
         loop {
             let due = self.state.borrow_mut().timers.pop_due(now);
