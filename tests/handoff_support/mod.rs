@@ -150,6 +150,7 @@ pub struct Bed {
     pub gens_die_with_s: bool,
     /// Every process group S ran in (S and its generations).
     pgids: Vec<u32>,
+    tag: String,
     started: Instant,
 }
 
@@ -164,6 +165,7 @@ impl Bed {
             first: first.iter().map(|s| (*s).to_owned()).collect(),
             gens_die_with_s: true,
             pgids: Vec::new(),
+            tag: tag.to_owned(),
             started: Instant::now(),
         }
     }
@@ -304,8 +306,8 @@ impl Bed {
     /// Fails unless the test stayed within `budget`.
     pub fn within(&self, budget: Duration) {
         let took = self.started.elapsed();
-        assert!(took <= budget, "took {took:?}, over its budget of {budget:?}");
-        eprintln!("took {:.1} s (budget {} s)", took.as_secs_f64(), budget.as_secs());
+        assert!(took <= budget, "{}: took {took:?}, over its budget of {budget:?}", self.tag);
+        eprintln!("{}: took {:.1} s (budget {} s)", self.tag, took.as_secs_f64(), budget.as_secs());
     }
 }
 
