@@ -13,6 +13,7 @@ step "clippy: the product alone";   cargo clippy -q -p warden --lib --bins -- -D
 step "clippy fixture";               ci/clippy-fixture.sh
 step "core statics";                 ci/check-core-statics.sh --self-test && ci/check-core-statics.sh
 step "cargo test";                   cargo test --workspace --features warden/mutants
+step "handoff on real processes";    cargo test -p warden --features crash-points --test handoff_real
 step "docs (-D warnings)";           RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p warden -p warden-sim
 step "examples/race (outside user)"; cargo test -q --manifest-path examples/race/Cargo.toml
 step "scenario sweep";               ci/sweep.sh

@@ -36,6 +36,7 @@ fn main() {
         Command::Upgrade(s) => {
             client(|| cli::client::command(&s.config.config, Request::Upgrade { service: s.service }))
         }
+        Command::HandoffCoordinator(a) => cli::coordinator::run(*a),
         Command::CheckEnv => client(|| cli::check_env::check_env(RealEnv::new())),
     };
     std::process::exit(code);

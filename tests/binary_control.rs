@@ -1,5 +1,5 @@
 //! The control socket: mode 0600, `status`, `stop`, `start`, `restart`,
-//! `upgrade` (refused: not available yet), and SO_PEERCRED refusing a peer
+//! `upgrade` (refused when it cannot be done), and SO_PEERCRED refusing a peer
 //! with another uid even when the socket's mode would let it in.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -57,15 +57,20 @@ fn commands_stop_start_restart_and_status() {
 }
 
 #[test]
-fn upgrade_says_it_is_not_available_yet() {
+fn upgrade_is_refused_unless_the_service_speaks_the_handoff() {
     let w = Warden::start("upgrade", CONFIG);
     w.pid_of("b", SECS_10);
+    // b declares `handoff = true` but `sleep` never says Hello to its
+    // coordinator: no incumbent, so no handoff (tests/binary_upgrade.rs
+    // upgrades a service that speaks it).
     let out = w.client(&["upgrade", "b"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(err.contains("upgrade refused"), "{err}");
     let out = w.client(&["upgrade", "a"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not declare handoff = true"));
+    let out = w.client(&["upgrade", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no service named"));
 }
 
 #[test]

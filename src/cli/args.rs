@@ -81,8 +81,14 @@ pub(crate) enum Command {
     /// Stops a service and starts it again.
     Restart(ServiceArg),
     /// Replaces a service that declares `handoff = true` by a new process
-    /// with no dropped connection. Not available in this build yet.
+    /// of its command with no refused or dropped connection: a handoff
+    /// through the service's coordinator. Prints the outcome; exit 1 when
+    /// the handoff was refused or given up (the old process still serves).
     Upgrade(ServiceArg),
+    /// Runs a handoff coordinator (S) in the foreground: what `warden run`
+    /// starts for a service with `handoff = true`, usable alone.
+    #[command(hide = true, args_override_self = true)]
+    HandoffCoordinator(Box<super::coordinator::CoordinatorArgs>),
     /// Checks that this machine gives the real backend what it needs:
     /// a boot-relative monotonic clock, timers that fire in order, tasks
     /// that join, abort and report panics. Exits non-zero on the first

@@ -11,6 +11,15 @@ use tokio::net::UnixStream;
 
 use super::protocol::{Reply, Request, StatusLine};
 
+/// How long a client waits for warden's answer; an upgrade waits for
+/// the handoff's outcome, which S bounds by its own deadlines.
+fn answer_timeout(request: &Request) -> Duration {
+    match request {
+        Request::Upgrade { .. } => Duration::from_secs(660),
+        _ => Duration::from_secs(30),
+    }
+}
+
 /// Sends `request` to the warden of `config` and returns its reply.
 async fn ask(config: &Path, request: &Request) -> anyhow::Result<Reply> {
     let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
@@ -30,9 +39,10 @@ async fn ask(config: &Path, request: &Request) -> anyhow::Result<Reply> {
         return Err(e.into());
     }
     let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(30), BufReader::new(read).read_line(&mut answer))
+    let timeout = answer_timeout(request);
+    tokio::time::timeout(timeout, BufReader::new(read).read_line(&mut answer))
         .await
-        .context("no answer from warden within 30 s")??;
+        .with_context(|| format!("no answer from warden within {} s", timeout.as_secs()))??;
     serde_json::from_str(answer.trim()).with_context(|| format!("bad answer from warden: {answer:?}"))
 }
 
@@ -76,8 +86,11 @@ fn table(lines: &[StatusLine]) -> String {
 /// `warden start|stop|restart|upgrade SERVICE`.
 pub(crate) async fn command(config: &Path, request: Request) -> anyhow::Result<()> {
     let reply = ask(config, &request).await?;
-    match reply.error {
-        Some(e) => bail!("{e}"),
-        None => Ok(()),
+    if let Some(e) = reply.error {
+        bail!("{e}");
     }
+    if let Some(m) = reply.message {
+        println!("{m}");
+    }
+    Ok(())
 }

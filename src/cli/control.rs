@@ -98,7 +98,13 @@ async fn connection(stream: UnixStream, handle: Handle, me: u32) -> io::Result<(
         Ok(Request::Start { service }) => result(handle.command(&service, Command::Start).await),
         Ok(Request::Stop { service }) => result(handle.command(&service, Command::Stop).await),
         Ok(Request::Restart { service }) => result(handle.command(&service, Command::Restart).await),
-        Ok(Request::Upgrade { service }) => result(handle.upgrade(&service).await),
+        Ok(Request::Upgrade { service }) => match handle.upgrade(&service).await {
+            Ok(u) => Reply {
+                message: Some(format!("{service}: handoff {} committed; pid {} serves", u.handoff, u.pid)),
+                ..Reply::ok()
+            },
+            Err(e) => Reply::error(e),
+        },
     };
     send(&mut write, &reply).await
 }

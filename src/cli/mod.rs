@@ -11,6 +11,7 @@ pub(crate) mod args;
 pub(crate) mod check_env;
 pub(crate) mod client;
 pub(crate) mod control;
+pub(crate) mod coordinator;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod protocol;

@@ -31,6 +31,9 @@ pub(crate) struct Reply {
     /// For `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Vec<StatusLine>>,
+    /// What was done, for the client to print (`upgrade`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One service in a reply (`warden status --json` prints these).
@@ -61,10 +64,10 @@ impl From<&ServiceStatus> for StatusLine {
 
 impl Reply {
     pub(crate) fn ok() -> Reply {
-        Reply { ok: true, error: None, status: None }
+        Reply { ok: true, error: None, status: None, message: None }
     }
 
     pub(crate) fn error(e: impl ToString) -> Reply {
-        Reply { ok: false, error: Some(e.to_string()), status: None }
+        Reply { ok: false, error: Some(e.to_string()), status: None, message: None }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use warden::env::real::{RealEnv, kill_all_children, reap_orphans};
 use warden::env::{Env, ProcessEnv};
-use warden::service::{Config, RunOptions};
+use warden::service::{Config, CoordinatorProgram, RunOptions};
 
 use super::{admin, control};
 
@@ -42,7 +42,11 @@ pub(crate) fn check(path: &Path) -> i32 {
 
 /// `warden run -c FILE`: the process exit status.
 pub(crate) fn run(path: &Path) -> i32 {
-    let config = match load(path) {
+    // Absolute, so every path derived from the file's directory means the
+    // same to a service started in another working directory (a handoff
+    // coordinator finds its state there).
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let config = match load(&path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e:#}");
@@ -87,7 +91,13 @@ async fn supervise(config: Config) -> anyhow::Result<i32> {
     let watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
     let base_vars = PASSED_VARS.iter().filter_map(|k| env.var(k).map(|v| ((*k).to_owned(), v))).collect();
     let names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
-    let (handle, supervision) = warden::service::start(env.clone(), config, RunOptions { base_vars, watchdog })?;
+    // Services with `handoff = true` run under this very binary as their
+    // handoff coordinator (`warden handoff-coordinator`).
+    let exe = std::env::current_exe().context("cannot find warden's own executable")?;
+    let coordinator =
+        Some(CoordinatorProgram { program: exe.display().to_string(), args: vec!["handoff-coordinator".to_owned()] });
+    let opts = RunOptions { base_vars, watchdog };
+    let (handle, supervision) = warden::service::start_with(env.clone(), config, opts, coordinator)?;
     tracing::info!(services = ?names, "warden running");
     let mut edges = vec![tokio::task::spawn_local(control::serve(control, handle.clone()))];
     if let Some(l) = admin {

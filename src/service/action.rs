@@ -60,9 +60,30 @@ pub enum CommandError {
     /// The service does not declare `handoff = true`.
     #[error("service {0:?} does not declare handoff = true")]
     NoHandoff(String),
-    /// `warden upgrade` needs the handoff protocol, which this build lacks.
-    #[error("warden upgrade is not available yet: this build has no handoff protocol")]
-    UpgradeNotAvailable,
+    /// The service has no running process to hand off from.
+    #[error("service {0:?} is not running")]
+    NotRunning(String),
+    /// The coordinator refused the handoff (another one is in progress,
+    /// it is starting, ...): nothing changed.
+    #[error("upgrade refused: {0}")]
+    UpgradeRefused(String),
+    /// The coordinator gave no outcome (it died, or did not answer in
+    /// time); a restarted coordinator starts the service afresh.
+    #[error("upgrade outcome unknown: {0}")]
+    UpgradeUnknown(String),
+    /// The handoff was given up: the old process serves on (or its
+    /// program was started again).
+    #[error("upgrade given up: {0}; the old process serves on")]
+    UpgradeAborted(String),
+}
+
+/// A committed `warden upgrade`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgraded {
+    /// The handoff's id (16 hex digits).
+    pub handoff: String,
+    /// The pid of the process that serves now.
+    pub pid: crate::env::Pid,
 }
 
 /// Bugs the simulator re-introduces (see `env::mutants`).

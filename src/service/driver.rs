@@ -16,7 +16,8 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
 use super::config::{Config, Readiness, ServiceConfig};
-use super::manager::{Action, Command, CommandError, Manager, Mutants};
+use super::handoff::{self, CoordinatorProgram};
+use super::manager::{Action, Command, CommandError, Manager, Mutants, Upgraded};
 use super::readiness::wait_ready;
 use super::status::ServiceStatus;
 use crate::env::{AbortHandle, Addr, Env, ExitStatus, OutputStream, ProcessSpec, Signal, SpawnOptions};
@@ -36,7 +37,7 @@ pub struct RunOptions {
 
 enum Request {
     Command(String, Command, oneshot::Sender<Result<(), CommandError>>),
-    Upgrade(String, oneshot::Sender<Result<(), CommandError>>),
+    Upgrade(String, oneshot::Sender<Result<Upgraded, CommandError>>),
 }
 
 struct Shared {
@@ -75,8 +76,8 @@ impl Handle {
         rx.await.unwrap_or(Err(CommandError::Stopping))
     }
 
-    /// `warden upgrade NAME`.
-    pub async fn upgrade(&self, name: &str) -> Result<(), CommandError> {
+    /// `warden upgrade NAME`: a handoff of the service to a new process.
+    pub async fn upgrade(&self, name: &str) -> Result<Upgraded, CommandError> {
         let (tx, rx) = oneshot::channel();
         self.requests.unbounded_send(Request::Upgrade(name.to_owned(), tx)).map_err(|_| CommandError::Stopping)?;
         rx.await.unwrap_or(Err(CommandError::Stopping))
@@ -99,6 +100,7 @@ struct Driver<E: Env> {
     config: Config,
     m: Manager,
     opts: RunOptions,
+    coordinator: Option<CoordinatorProgram>,
     running: Vec<Option<Instance<E>>>,
     listeners: Vec<Vec<E::Fd>>,
     events: mpsc::UnboundedSender<Event>,
@@ -111,6 +113,18 @@ pub fn start<E: Env>(
     env: E,
     config: Config,
     opts: RunOptions,
+) -> io::Result<(Handle, impl std::future::Future<Output = i32>)> {
+    start_with(env, config, opts, None)
+}
+
+/// [`start`], with the program that coordinates the handoffs of services
+/// with `handoff = true` (see `handoff.rs`); without one such a service
+/// runs its command directly and cannot be upgraded.
+pub fn start_with<E: Env>(
+    env: E,
+    config: Config,
+    opts: RunOptions,
+    coordinator: Option<CoordinatorProgram>,
 ) -> io::Result<(Handle, impl std::future::Future<Output = i32>)> {
     let mut listeners = Vec::with_capacity(config.services.len());
     for s in &config.services {
@@ -135,7 +149,8 @@ pub fn start<E: Env>(
     let (req_tx, req_rx) = mpsc::unbounded();
     let (ev_tx, ev_rx) = mpsc::unbounded();
     let running = config.services.iter().map(|_| None).collect();
-    let driver = Driver { env, config, m, opts, running, listeners, events: ev_tx, shared: shared.clone() };
+    let driver =
+        Driver { env, config, m, opts, coordinator, running, listeners, events: ev_tx, shared: shared.clone() };
     Ok((Handle { shared, requests: req_tx }, driver.run(signals, ev_rx, req_rx)))
 }
 
@@ -200,9 +215,7 @@ impl<E: Env> Driver<E> {
                     Some(Request::Command(name, cmd, reply)) => {
                         let _ = reply.send(self.m.handle_command(env.now(), &name, cmd));
                     }
-                    Some(Request::Upgrade(name, reply)) => {
-                        let _ = reply.send(self.m.handle_upgrade(&name));
-                    }
+                    Some(Request::Upgrade(name, reply)) => self.upgrade(&name, reply),
                     None => {}
                 },
                 () = sleep.fuse() => {
@@ -262,11 +275,46 @@ impl<E: Env> Driver<E> {
         self.m.handle_exited(self.env.now(), svc, id, status, random);
     }
 
+    /// Runs the handoff of `name` (a task: it takes as long as the
+    /// handoff) and answers `reply` with its outcome.
+    fn upgrade(&self, name: &str, reply: oneshot::Sender<Result<Upgraded, CommandError>>) {
+        let svc = match self.m.handle_upgrade(name) {
+            Ok(svc) if self.coordinator.is_some() => svc,
+            Ok(_) => {
+                let why = "this warden runs no handoff coordinator".to_owned();
+                let _ = reply.send(Err(CommandError::UpgradeRefused(why)));
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (env, cfg) = (self.env.clone(), self.config.services[svc].clone());
+        let dir = handoff::state_dir(&self.config, &cfg);
+        drop(self.env.spawn("service.upgrade", async move {
+            let _ = reply.send(handoff::upgrade(&env, &dir, &cfg).await);
+        }));
+    }
+
     fn spawn(&mut self, svc: usize, id: u64) -> Result<u32, String> {
         let cfg = &self.config.services[svc];
         let vars = self.vars(cfg);
-        let mut spec = ProcessSpec::new(cfg.command[0].clone());
-        spec.args = cfg.command[1..].to_vec();
+        // A handoff service runs under its coordinator, which starts the
+        // command (and hands the service over on `warden upgrade`).
+        let coordinator = self.coordinator.as_ref().filter(|_| cfg.handoff);
+        let mut spec = match coordinator {
+            Some(c) => {
+                let mut spec = ProcessSpec::new(c.program.clone());
+                spec.args = handoff::coordinator_args(c, &handoff::state_dir(&self.config, cfg), cfg);
+                spec
+            }
+            None => {
+                let mut spec = ProcessSpec::new(cfg.command[0].clone());
+                spec.args = cfg.command[1..].to_vec();
+                spec
+            }
+        };
         spec.vars = vars.clone();
         for (i, fd) in self.listeners[svc].iter().enumerate() {
             let dup = self.env.dup_fd(fd).map_err(|e| format!("cannot pass listener: {e}"))?;
@@ -285,7 +333,9 @@ impl<E: Env> Driver<E> {
             notify: cfg.ready == Readiness::Notify,
             pid_var: (!cfg.listen.is_empty()).then(|| "LISTEN_PID".to_owned()),
             kill_with_parent: true,
-            blocking_fds: true,
+            // The coordinator passes the listeners on to processes that
+            // accept on them while it restarts: their mode stays as is.
+            blocking_fds: coordinator.is_none(),
         };
         let child = Rc::new(self.env.spawn_with(spec, opts).map_err(|e| format!("{}: {e}", cfg.command[0]))?);
         let pid = self.env.child_pid(&child);

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use super::action::{Action, Command, CommandError, Mutants};
+pub use super::action::{Action, Command, CommandError, Mutants, Upgraded};
 use super::config::{Config, Readiness, RestartPolicy, ServiceConfig};
 use super::graph::Graph;
 use super::state::{Effect, SvcEvent, SvcState, Then, step};
@@ -157,14 +157,23 @@ impl Manager {
         Ok(())
     }
 
-    /// `warden upgrade NAME`: checked, then refused until the handoff
-    /// protocol is in this build.
-    pub fn handle_upgrade(&mut self, name: &str) -> Result<(), CommandError> {
+    /// `warden upgrade NAME`: whether the service can be handed off now
+    /// (it declares `handoff = true` and runs); its index. The handoff
+    /// itself is between the driver and the service's coordinator, which
+    /// the manager supervises as the service's process.
+    pub fn handle_upgrade(&self, name: &str) -> Result<usize, CommandError> {
         let svc = self.index(name)?;
-        if !self.svcs[svc].cfg.handoff {
+        if self.phase != Phase::Running {
+            return Err(CommandError::Stopping);
+        }
+        let s = &self.svcs[svc];
+        if !s.cfg.handoff {
             return Err(CommandError::NoHandoff(name.to_owned()));
         }
-        Err(CommandError::UpgradeNotAvailable)
+        if !matches!(s.state, SvcState::Running { .. }) || s.pid.is_none() {
+            return Err(CommandError::NotRunning(name.to_owned()));
+        }
+        Ok(svc)
     }
 
     /// A shutdown signal: the first starts the ordered stop (exit 0), a

@@ -10,14 +10,16 @@ mod action;
 pub mod config;
 mod driver;
 mod graph;
+mod handoff;
 mod manager;
 mod readiness;
 mod state;
 mod status;
 
 pub use config::{Config, ConfigError, Listen, Readiness, RestartPolicy, ServiceConfig, WardenConfig};
-pub use driver::{Handle, RunOptions, start};
+pub use driver::{Handle, RunOptions, start, start_with};
 pub use graph::{Cycle, Graph};
-pub use manager::{Action, Command, CommandError, Manager, Mutants};
+pub use handoff::{CoordinatorProgram, state_dir as handoff_state_dir};
+pub use manager::{Action, Command, CommandError, Manager, Mutants, Upgraded};
 pub use state::{Effect, Illegal, SvcEvent, SvcState, Then, step};
 pub use status::ServiceStatus;

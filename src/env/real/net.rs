@@ -6,8 +6,9 @@
 //! descriptor infallibly (`listener_into_fd`, `stream_into_fd`), and the
 //! same registration serves SCM_RIGHTS (see `scm`). Every socket is
 //! non-blocking and close-on-exec. Reads and writes pass `MSG_DONTWAIT`
-//! too, because `O_NONBLOCK` belongs to the open file description, which
-//! a passed listener or stream shares with another process.
+//! too, and accept runs only once poll(2) reports a queued connection,
+//! because `O_NONBLOCK` belongs to the open file description, which a
+//! passed listener or stream shares with another process.
 // The real backend is exempt from the core bans (DESIGN.md rule 1).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -146,9 +147,23 @@ pub(super) fn listen(addr: &Addr) -> io::Result<RealListener> {
     Ok(RealListener { io: register(fd)?, kind })
 }
 
+/// Accepts the next connection. The listener's `O_NONBLOCK` belongs to
+/// its open file description, which a passed listener shares with other
+/// processes: one that clears it (a successor setting up its copy) must
+/// not turn this accept into a blocking call that stalls the whole
+/// runtime. So accept4 runs only when poll(2) says a connection is
+/// queued; only one generation accepts at a time, so none takes it in
+/// between.
 pub(super) async fn accept(l: &RealListener) -> io::Result<RealStream> {
     loop {
-        let r = l.io.async_io(Interest::READABLE, |fd| Ok(socket::accept4(fd.as_raw_fd(), SOCK_FLAGS)?)).await;
+        let r =
+            l.io.async_io(Interest::READABLE, |fd| {
+                if !poll_readable(fd.as_raw_fd())? {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(socket::accept4(fd.as_raw_fd(), SOCK_FLAGS)?)
+            })
+            .await;
         match r {
             // SAFETY: accept4 returned a new fd that nobody else owns.
             Ok(raw) => {
@@ -158,6 +173,22 @@ pub(super) async fn accept(l: &RealListener) -> io::Result<RealStream> {
             // not the listener's: take the next one.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EINTR)) => {}
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `fd` polls readable right now (a listener: a connection is queued).
+fn poll_readable(fd: std::os::fd::RawFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd, zero timeout.
+        let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if rc >= 0 {
+            return Ok(rc > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }

@@ -9,6 +9,11 @@
 //! readiness through the incumbent and successor machines. It returns the
 //! process's exit code.
 //!
+//! `run` takes the inherited fds first thing, which makes them
+//! close-on-exec: a child the service forks before calling `run` would
+//! hold the listeners (and keep them open after this generation exits);
+//! one forked after does not.
+//!
 //! The listeners are never closed by a handoff: O stops accepting but
 //! keeps its fds until it exits, S keeps its copies throughout, so a
 //! client that connects at any instant waits in the backlog until O (on

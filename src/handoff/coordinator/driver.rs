@@ -20,7 +20,7 @@ use super::types::{
     RequestId,
 };
 use super::vars;
-use crate::env::{Addr, Env, JoinHandle, ProcessSpec, Signal};
+use crate::env::{Addr, Env, JoinHandle, ProcessSpec, Signal, SpawnOptions};
 use crate::handoff::id::{HandoffId, Role, Token};
 use crate::handoff::journal::Journal;
 use crate::handoff::session::SessionId;
@@ -44,6 +44,24 @@ pub struct CoordinatorSetup {
     pub first: GenSpec,
     /// Extra variables every generation gets.
     pub vars: Vec<(String, String)>,
+}
+
+/// What a host process gives S beyond its setup: listeners it bound
+/// already, and how generations are spawned.
+pub struct CoordinatorHost<E: Env> {
+    /// Listeners the host holds, by name (`warden run` binds a service's
+    /// `listen` sockets and passes them at spawn): the fd store starts with
+    /// these instead of binding their addresses.
+    pub held: Vec<(String, E::Fd)>,
+    /// How generations are spawned (the default is
+    /// [`ProcessEnv::spawn_process`](crate::env::ProcessEnv::spawn_process)'s).
+    pub spawn: SpawnOptions,
+}
+
+impl<E: Env> Default for CoordinatorHost<E> {
+    fn default() -> Self {
+        CoordinatorHost { held: Vec::new(), spawn: SpawnOptions::default() }
+    }
 }
 
 /// Exit code of S when it cannot lock its state directory.
@@ -82,10 +100,17 @@ struct Driver<E: Env> {
     give_away_listeners: bool,
     /// S is recovering: any generation's Hello may refill the fd store.
     recovering: bool,
+    spawn_options: SpawnOptions,
 }
 
 /// Runs S until it cannot go on (it never returns in normal operation).
 pub async fn run<E: Env>(env: E, setup: CoordinatorSetup) -> i32 {
+    run_hosted(env, setup, CoordinatorHost::default()).await
+}
+
+/// [`run`] inside a host that holds the listeners already or spawns
+/// generations its own way.
+pub async fn run_hosted<E: Env>(env: E, setup: CoordinatorSetup, host: CoordinatorHost<E>) -> i32 {
     let journal = Journal::new(setup.state_dir.clone());
     let _lock = match lock(&env, &setup).await {
         Ok(l) => l,
@@ -113,8 +138,13 @@ pub async fn run<E: Env>(env: E, setup: CoordinatorSetup) -> i32 {
         }
     };
     let _admin_task = env.spawn("handoff-admin", accept_admin(env.clone(), admin, tx.clone(), responders.clone()));
+    let mut store = FdStore::new(&setup.listeners);
+    for (name, fd) in host.held {
+        store.hold(&name, fd);
+    }
     let mut d = Driver {
-        store: Rc::new(RefCell::new(FdStore::new(&setup.listeners))),
+        store: Rc::new(RefCell::new(store)),
+        spawn_options: host.spawn,
         env: env.clone(),
         give_away_listeners: env.mutant("handoff-listener-closed-early"),
         setup,
@@ -319,7 +349,8 @@ impl<E: Env> Driver<E> {
             p = p.fd(fd, 3 + i as i32);
         }
         p = p.fd(self.env.listener_into_fd(ctl), 3 + n);
-        let child = self.env.spawn_process(p).map_err(|e| format!("spawn {}: {e}", spec.program))?;
+        let child =
+            self.env.spawn_with(p, self.spawn_options.clone()).map_err(|e| format!("spawn {}: {e}", spec.program))?;
         let pid = self.env.child_pid(&child);
         tracing::info!(%token, pid, role = role.name(), program = %spec.program, "generation spawned");
         self.hold(token, child);

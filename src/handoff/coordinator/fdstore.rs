@@ -17,6 +17,15 @@ impl<E: Env> FdStore<E> {
         FdStore { entries: listeners.iter().map(|(n, a)| (n.clone(), a.clone(), None)).collect() }
     }
 
+    /// Holds `fd` as the listener called `name` (one the host bound);
+    /// an unknown name is closed.
+    pub(super) fn hold(&mut self, name: &str, fd: E::Fd) {
+        match self.entries.iter_mut().find(|e| e.0 == name) {
+            Some(e) => e.2 = Some(fd),
+            None => tracing::warn!(listener = name, "fd store: a held listener has no address in the setup; closed"),
+        }
+    }
+
     /// Takes, for every listener it lacks, the fd a generation sent with
     /// its Hello under the same name; the rest are closed.
     pub(super) fn refill(&mut self, names: &[String], fds: Vec<E::Fd>) {

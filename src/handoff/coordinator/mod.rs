@@ -14,7 +14,7 @@ mod step;
 mod types;
 
 pub use admin::{AdminError, parse_reply, request_handoff, request_line};
-pub use driver::{CoordinatorSetup, EXIT_LOCKED, run};
+pub use driver::{CoordinatorHost, CoordinatorSetup, EXIT_LOCKED, run, run_hosted};
 pub use machine::Coordinator;
 pub use types::{
     CoordinatorAction, CoordinatorBugs, CoordinatorConfig, CoordinatorEvent, CoordinatorPhase, GenSpec, HandoffError,

@@ -140,13 +140,20 @@ fn mutants_change_what_they_say() {
 }
 
 #[test]
-fn upgrade_is_refused_until_the_handoff_exists() {
-    let mut m = Manager::new(&config(CHAIN), Mutants::default());
+fn upgrade_needs_a_running_handoff_service() {
+    let m = Manager::new(&config(CHAIN), Mutants::default());
     assert_eq!(m.handle_upgrade("web"), Err(CommandError::NoHandoff("web".into())));
     assert_eq!(m.handle_upgrade("nope"), Err(CommandError::UnknownService("nope".into())));
     let text = "[[service]]\nname = \"a\"\ncommand = [\"a\"]\nhandoff = true";
     let mut m = Manager::new(&config(text), Mutants::default());
-    assert_eq!(m.handle_upgrade("a"), Err(CommandError::UpgradeNotAvailable));
+    assert_eq!(m.handle_upgrade("a"), Err(CommandError::NotRunning("a".into())));
+    m.handle_start(t(0));
+    run(&mut m, t(0));
+    assert_eq!(m.handle_upgrade("a"), Ok(0));
+    m.handle_command(t(1), "a", Command::Stop).expect("stop");
+    assert_eq!(m.handle_upgrade("a"), Err(CommandError::NotRunning("a".into())));
+    m.handle_signal(t(2), Signal::Term);
+    assert_eq!(m.handle_upgrade("a"), Err(CommandError::Stopping));
 }
 
 proptest::proptest! {
