@@ -88,6 +88,16 @@ impl<E: Env> EtcdRegistry<E> {
         &self.0.config
     }
 
+    /// Deregisters whatever registration is held for `key` (one the gate
+    /// may not know of: a register it saw fail that etcd applied).
+    pub async fn deregister_key(&self, key: &str) -> Result<(), EtcdError> {
+        let held = self.0.held.borrow().get(key).map(|h| h.runtime_id.clone());
+        match held {
+            Some(id) => self.clone().deregister_one(id).await,
+            None => Ok(()),
+        }
+    }
+
     /// Stops the watch, the resync loop and every keep-alive (after the
     /// gate's shutdown deregistered what it held); leases not revoked then
     /// expire at their TTL.
