@@ -53,7 +53,7 @@ mod without_etcd {
 #[cfg(feature = "etcd")]
 mod with_etcd {
     use std::cell::RefCell;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::rc::Rc;
     use std::time::Duration;
 
@@ -80,6 +80,8 @@ mod with_etcd {
         registry: RefCell<Option<EtcdRegistry<RealEnv>>>,
         /// Key -> the recovery driver keeping it registered.
         active: RefCell<BTreeMap<String, Driver>>,
+        /// Keys being deregistered: not registered again until that ends.
+        stopping: RefCell<BTreeSet<String>>,
     }
 
     /// The registrations of one warden; cheap to clone.
@@ -109,6 +111,7 @@ mod with_etcd {
                 services,
                 registry: RefCell::new(None),
                 active: RefCell::default(),
+                stopping: RefCell::default(),
             })))
         }
 
@@ -163,7 +166,9 @@ mod with_etcd {
                 let ready = status.iter().any(|s| s.name == *name && s.state == "running" && s.ready);
                 let want = ready && !stopping;
                 let have = self.0.active.borrow().contains_key(&r.key);
-                if want && !have {
+                // RACE CONDITION SAFETY: a deregistration in flight would
+                // delete the registration a new driver adopts.
+                if want && !have && !self.0.stopping.borrow().contains(&r.key) {
                     match Recovery::new(self.0.env.clone(), registry.clone(), recovery_config()) {
                         Ok(d) => {
                             tracing::info!(service = name.as_str(), key = r.key.as_str(), "registry: registering");
@@ -175,11 +180,13 @@ mod with_etcd {
                 } else if !want && have {
                     tracing::info!(service = name.as_str(), key = r.key.as_str(), "registry: deregistering");
                     let driver = self.0.active.borrow_mut().remove(&r.key);
-                    let (registry, key) = (registry.clone(), r.key.clone());
+                    self.0.stopping.borrow_mut().insert(r.key.clone());
+                    let (me, registry, key) = (self.clone(), registry.clone(), r.key.clone());
                     drop(self.0.env.spawn("registry.deregister", async move {
                         if let Some(d) = driver {
                             stop(d, &registry, &key).await;
                         }
+                        me.0.stopping.borrow_mut().remove(&key);
                     }));
                 }
             }
@@ -191,7 +198,14 @@ mod with_etcd {
             let registry = self.0.registry.borrow().clone();
             let Some(registry) = registry else { return };
             let drivers: Vec<(String, Driver)> = std::mem::take(&mut *self.0.active.borrow_mut()).into_iter().collect();
-            let all = futures::future::join_all(drivers.iter().map(|(key, d)| stop(d.clone(), &registry, key)));
+            let env = self.0.env.clone();
+            let all = async {
+                futures::future::join_all(drivers.iter().map(|(key, d)| stop(d.clone(), &registry, key))).await;
+                // Deregistrations begun before the exit end too.
+                while !self.0.stopping.borrow().is_empty() {
+                    env.sleep(Duration::from_millis(50)).await;
+                }
+            };
             if self.0.env.timeout(EXIT_DEADLINE, all).await.is_err() {
                 tracing::warn!("registry: deregistration at exit missed its deadline; leases expire at their TTL");
             }
