@@ -18,8 +18,12 @@
 //!   with the revision the gate saw it deleted at (a deleted key compares
 //!   as 0), then put under a new lease; else read the key, and answer
 //!   "already registered at R" with R its `mod_revision`, adopting the
-//!   lease it is under (a retry of a register whose reply was lost). The
-//!   response header's revision is the success watermark.
+//!   lease it is under (a retry of a register whose reply was lost); one
+//!   in place with another value (a warden restarted within the TTL with a
+//!   changed config) is replaced, if still unchanged. The response
+//!   header's revision is the success watermark. A key is written by one
+//!   warden: the registry keeps alive the lease of a registration it
+//!   adopts.
 //! - **Deregister** forgets the registration first (so its delete is no
 //!   report), deletes the key if it is still that registration, and
 //!   revokes the lease.

@@ -186,11 +186,35 @@ impl<E: Env> EtcdRegistry<E> {
         };
         let txn = Txn::new()
             .when(compare)
-            .and_then(vec![TxnOp::put(etcd_key.clone(), value, Some(PutOptions::new().with_lease(lease)))])
-            .or_else(vec![TxnOp::get(etcd_key, None)]);
+            .and_then(vec![TxnOp::put(etcd_key.clone(), value.clone(), Some(PutOptions::new().with_lease(lease)))])
+            .or_else(vec![TxnOp::get(etcd_key.clone(), None)]);
         let response = client.txn(txn).await?;
         if response.succeeded() {
             let revision = revision_of(response.header());
+            let id = self.hold(&key, revision, lease);
+            return Ok(Registered { runtimes: vec![runtime(&key, id)], revision: Some(revision), applied: true });
+        }
+        let kv = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+            _ => None,
+        });
+        let Some(kv) = kv else {
+            self.revoke_later(lease);
+            return Err(EtcdError(format!("{key}: compare failed on an absent key")));
+        };
+        if kv.value() != value.as_bytes() {
+            // Ours, with another value (a warden restarted within the TTL
+            // with a changed config): replace it, if it is still that one.
+            let txn = Txn::new()
+                .when(vec![Compare::mod_revision(etcd_key.clone(), CompareOp::Equal, kv.mod_revision())])
+                .and_then(vec![TxnOp::put(etcd_key, value, Some(PutOptions::new().with_lease(lease)))]);
+            let response = client.txn(txn).await?;
+            if !response.succeeded() {
+                self.revoke_later(lease);
+                return Err(EtcdError(format!("{key}: changed while its value was replaced")));
+            }
+            let revision = revision_of(response.header());
+            // The lease it was under is left to expire: it may not be ours.
             let id = self.hold(&key, revision, lease);
             return Ok(Registered { runtimes: vec![runtime(&key, id)], revision: Some(revision), applied: true });
         }
@@ -198,11 +222,6 @@ impl<E: Env> EtcdRegistry<E> {
         // gate saw is in place (a retry whose predecessor applied, its
         // reply lost): adopt it and its lease instead of registering twice.
         self.revoke_later(lease);
-        let kv = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(g) => g.kvs().first().cloned(),
-            _ => None,
-        });
-        let Some(kv) = kv else { return Err(EtcdError(format!("{key}: compare failed on an absent key"))) };
         let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
         let id = self.hold(&key, revision, kv.lease());
         Ok(Registered { runtimes: vec![runtime(&key, id)], revision: Some(revision), applied: false })
