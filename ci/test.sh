@@ -16,6 +16,7 @@ step "cargo test";                   cargo test --workspace --features warden/mu
 step "handoff on real processes";    cargo test -p warden --features crash-points --test handoff_real
 step "docs (-D warnings)";           RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p warden -p warden-sim
 step "examples/race (outside user)"; cargo test -q --manifest-path examples/race/Cargo.toml
+step "etcd registry (real etcd)";    cargo clippy -q -p warden --all-targets --features etcd -- -D warnings && for t in tests/*etcd*.rs; do cargo test --features etcd --test "$(basename "$t" .rs)"; done
 step "scenario sweep";               ci/sweep.sh
 step "hash: debug vs release";       ci/hash-debug-release.sh
 echo; echo "all tests passed"

@@ -8,6 +8,8 @@
 #![deny(missing_docs, unreachable_pub)]
 
 pub mod env;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod gate;
 pub mod handoff;
 pub mod service;

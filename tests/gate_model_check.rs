@@ -1,15 +1,19 @@
 //! Model check of the gate: random interleavings of deletions, reports
-//! (fresh and straggling), completions, failures and time steps, against a
-//! small reference model of the registry and the invariants, with the
-//! gate's own retry policy: a failure is always retried, no sooner than
-//! its backoff and no later than the backoff's cap.
+//! (fresh and straggling), registers reaching the registry (once, twice,
+//! or late, after their holder gave up), replies seen or lost, failures and
+//! time steps, against a small reference registry that evaluates each
+//! register's condition, and the invariants, with the gate's own retry
+//! policy: a failure is always retried, no sooner than its backoff and no
+//! later than the backoff's cap. A register the registry applied may still
+//! complete as failed (its reply lost, timed out or reset): nothing assumes
+//! that an applied register completes as registered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use warden::env::Instant;
-use warden::gate::{Claim, Completion, Gate, GateBugs, GateConfig, Mark, Outcome, Ticket};
+use warden::gate::{Claim, Completion, Condition, Gate, GateBugs, GateConfig, Mark, Outcome, Ticket};
 
 const KEYS: [&str; 2] = ["ws-0", "ws-1"];
 
@@ -26,11 +30,16 @@ enum Op {
     /// A report of the `nth` deletion of key `k` (modulo): old ones are
     /// stragglers.
     Report(usize, usize),
-    /// The registry applies the register of key `k`'s holder (its reply
-    /// is still on the way).
-    Apply(usize),
-    /// The holder of key `k` completes: registered, or failed (a register
-    /// already applied always completes as registered).
+    /// The register of key `k`'s holder reaches the registry, which
+    /// evaluates its condition (its reply is still on the way).
+    Deliver(usize),
+    /// The `nth` register ever sent (modulo) reaches the registry again or
+    /// late: delivered twice, or stalled past its deadline and applied
+    /// after its holder gave up.
+    Redeliver(usize),
+    /// The holder of key `k` completes: with the registry's reply if it
+    /// has one and `seen`, else failed (never delivered, or its reply lost,
+    /// timed out or reset after the registry applied it).
     Complete(usize, bool),
     /// Completes a ticket that is no longer the holder.
     CompleteStale(usize),
@@ -42,14 +51,15 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0..2usize).prop_map(Op::Delete),
         4 => (0..2usize, 0..8usize).prop_map(|(k, n)| Op::Report(k, n)),
-        2 => (0..2usize).prop_map(Op::Apply),
-        3 => (0..2usize, prop::bool::weighted(0.7)).prop_map(|(k, ok)| Op::Complete(k, ok)),
+        2 => (0..2usize).prop_map(Op::Deliver),
+        1 => (0..16usize).prop_map(Op::Redeliver),
+        3 => (0..2usize, prop::bool::weighted(0.6)).prop_map(|(k, seen)| Op::Complete(k, seen)),
         1 => (0..2usize).prop_map(Op::CompleteStale),
         2 => (1..90_000u64).prop_map(Op::Step),
     ]
 }
 
-/// The reference: the registry's revisions and what each key still owes.
+/// The reference registry: revisions, and what each key still owes.
 #[derive(Default)]
 struct Reference {
     revision: u64,
@@ -60,17 +70,43 @@ struct Reference {
     /// key -> a deletion happened since the last registration.
     owed: BTreeMap<usize, bool>,
     /// Deletions reported at least once: (key, revision).
-    reported: std::collections::BTreeSet<(usize, u64)>,
+    reported: BTreeSet<(usize, u64)>,
 }
 
-/// The driver's side: tickets held, retries scheduled, old tickets.
+impl Reference {
+    /// Evaluates a register of key `k` under `condition` as etcd would
+    /// (a key deleted since its last registration compares as never
+    /// registered): the revision it was applied at, or the one already
+    /// there. Fails the check when it applies with no deletion since the
+    /// key's last registration.
+    fn register(&mut self, k: usize, condition: Condition) -> u64 {
+        let last = self.applied.get(&k).copied();
+        let owed = self.owed.get(&k).copied().unwrap_or(false);
+        let holds = match condition {
+            Condition::Always => true,
+            Condition::NotRegisteredSince(since) => owed || last.is_none_or(|r| r <= since),
+        };
+        if let (false, Some(r)) = (holds, last) {
+            return r;
+        }
+        self.revision += 1;
+        assert!(last.is_none() || owed, "{} registered twice with no deletion between", KEYS[k]);
+        self.applied.insert(k, self.revision);
+        self.owed.insert(k, false);
+        self.revision
+    }
+}
+
+/// The driver's side: tickets held, replies, retries scheduled, old tickets.
 struct Harness {
     gate: Gate,
     now: Instant,
     reference: Reference,
     holders: BTreeMap<usize, Ticket>,
-    /// key -> revision its holder's register was applied at.
-    applied_at: BTreeMap<usize, u64>,
+    /// key -> the registry's reply to its holder's register, once delivered.
+    replies: BTreeMap<usize, u64>,
+    /// Every register sent: (key, condition); any may arrive again or late.
+    sent: Vec<(usize, Condition)>,
     retries: Vec<(usize, Instant, Mark)>,
     stale: Vec<Ticket>,
     /// key -> claims are refused until (after a failure).
@@ -88,7 +124,8 @@ impl Harness {
             now: Instant::BOOT,
             reference: Reference::default(),
             holders: BTreeMap::new(),
-            applied_at: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            sent: Vec::new(),
             retries: Vec::new(),
             stale: Vec::new(),
             barred: BTreeMap::new(),
@@ -100,7 +137,7 @@ impl Harness {
             Claim::Granted(t) => {
                 assert!(!self.holders.contains_key(&k), "two holders for {}", KEYS[k]);
                 assert!(self.barred.get(&k).is_none_or(|b| self.now >= *b), "claim granted during the backoff");
-                self.holders.insert(k, t);
+                self.hold(k, t);
             }
             Claim::Covered => {
                 let applied = self.reference.applied.get(&k).copied();
@@ -114,30 +151,30 @@ impl Harness {
         }
     }
 
-    /// The registry applies the holder's register of key `k`: it must owe
-    /// a deletion (or be the key's first registration).
-    fn apply_register(&mut self, k: usize) {
-        if !self.holders.contains_key(&k) || self.applied_at.contains_key(&k) {
-            return;
-        }
-        self.reference.revision += 1;
-        let first = !self.reference.applied.contains_key(&k);
-        let owed = self.reference.owed.get(&k).copied().unwrap_or(false);
-        assert!(first || owed, "{} registered twice with no deletion between", KEYS[k]);
-        self.reference.applied.insert(k, self.reference.revision);
-        self.reference.owed.insert(k, false);
-        self.applied_at.insert(k, self.reference.revision);
+    /// `t` becomes key `k`'s holder; its register is sent.
+    fn hold(&mut self, k: usize, t: Ticket) {
+        self.sent.push((k, t.condition));
+        self.replies.remove(&k);
+        self.holders.insert(k, t);
     }
 
-    fn complete(&mut self, k: usize, ok: bool) {
-        if ok {
-            self.apply_register(k);
+    /// The holder's register of key `k` reaches the registry (once: a
+    /// second delivery is [`Op::Redeliver`]'s).
+    fn deliver(&mut self, k: usize) {
+        let Some(t) = self.holders.get(&k) else { return };
+        if self.replies.contains_key(&k) {
+            return;
         }
+        let revision = self.reference.register(k, t.condition);
+        self.replies.insert(k, revision);
+    }
+
+    fn complete(&mut self, k: usize, seen: bool) {
         let Some(t) = self.holders.remove(&k) else { return };
-        let applied = self.applied_at.remove(&k);
-        let ok = applied.is_some();
+        let reply = self.replies.remove(&k).filter(|_| seen);
+        let ok = reply.is_some();
         let before = self.gate.last_success(KEYS[k]);
-        let outcome = match applied {
+        let outcome = match reply {
             Some(revision) => Outcome::Registered { revision: Some(revision) },
             None => Outcome::Failed,
         };
@@ -151,7 +188,7 @@ impl Harness {
             Completion::Stale => panic!("the holder's own ticket was stale"),
             Completion::FollowUp(next) => {
                 assert!(ok, "a follow-up after a failure");
-                self.holders.insert(k, next);
+                self.hold(k, next);
             }
             Completion::RetryAt { at, mark } => {
                 assert!(!ok, "a retry after a success");
@@ -161,6 +198,12 @@ impl Harness {
                 self.retries.push((k, at, mark));
             }
         }
+    }
+
+    /// A holder that runs to a seen success: delivered, then completed.
+    fn succeed(&mut self, k: usize) {
+        self.deliver(k);
+        self.complete(k, true);
     }
 
     fn step(&mut self, d: Duration) {
@@ -187,8 +230,13 @@ impl Harness {
                     self.claim(k, Mark::revision(*r, self.now));
                 }
             }
-            Op::Apply(k) => self.apply_register(k),
-            Op::Complete(k, ok) => self.complete(k, ok),
+            Op::Deliver(k) => self.deliver(k),
+            Op::Redeliver(n) => {
+                if let Some(&(k, condition)) = self.sent.get(n % self.sent.len().max(1)) {
+                    self.reference.register(k, condition);
+                }
+            }
+            Op::Complete(k, seen) => self.complete(k, seen),
             Op::CompleteStale(i) => {
                 if let Some(t) = self.stale.get(i % self.stale.len().max(1)).cloned() {
                     let held = self.holders.get(&KEYS.iter().position(|k| *k == t.key).unwrap_or(0)).cloned();
@@ -214,15 +262,18 @@ proptest! {
         // Every key registers once first.
         for k in 0..KEYS.len() {
             h.claim(k, Mark::time(h.now));
-            h.complete(k, true);
+            h.succeed(k);
         }
         for op in &ops {
             h.apply(op);
         }
-        // Quiesce: the registry is reachable again. Deletions never
-        // reported are reported now (a report already made is not repeated:
-        // the gate must not have lost it); holders and retries run to
-        // success.
+        // Quiesce: the registry is reachable again. Registers still on the
+        // way arrive (late); deletions never reported are reported now (a
+        // report already made is not repeated: the gate must not have lost
+        // it); holders and retries run to success.
+        for (k, condition) in h.sent.clone() {
+            h.reference.register(k, condition);
+        }
         for k in 0..KEYS.len() {
             for r in h.reference.deletions.get(&k).cloned().unwrap_or_default() {
                 if !h.reference.reported.contains(&(k, r)) {
@@ -232,7 +283,7 @@ proptest! {
         }
         for _ in 0..16 {
             for k in 0..KEYS.len() {
-                h.complete(k, true);
+                h.succeed(k);
             }
             h.step(config().failure_backoff_max);
         }
@@ -253,7 +304,7 @@ fn the_model_check_catches_a_gate_that_gives_up() {
     let outage = || {
         let mut h = Harness::with_bugs(GateBugs { gives_up: true, ..GateBugs::default() });
         h.claim(0, Mark::time(h.now));
-        h.complete(0, true);
+        h.succeed(0);
         h.apply(&Op::Delete(0));
         h.apply(&Op::Report(0, 0));
         for _ in 0..8 {
@@ -264,4 +315,28 @@ fn the_model_check_catches_a_gate_that_gives_up() {
     let caught = std::panic::catch_unwind(outage).expect_err("a gate that gives up passed the model check");
     let message = warden::env::panic_message(&*caught);
     assert!(message.contains("gave up"), "{message}");
+}
+
+/// The check has teeth for lost replies: a register that applies
+/// unconditionally (mutant `gate-unconditional-register`) registers twice
+/// when the reply of an applied register is lost and the gate retries.
+#[test]
+fn the_model_check_catches_an_unconditional_register() {
+    let lost_reply = |bugs: GateBugs| {
+        let mut h = Harness::with_bugs(bugs);
+        h.claim(0, Mark::time(h.now));
+        h.succeed(0);
+        h.apply(&Op::Delete(0));
+        h.apply(&Op::Report(0, 0));
+        h.apply(&Op::Deliver(0));
+        h.apply(&Op::Complete(0, false));
+        h.apply(&Op::Step(config().failure_backoff_max.as_millis() as u64));
+        h.succeed(0);
+        assert!(h.holders.is_empty(), "the retry did not complete");
+    };
+    lost_reply(GateBugs::default());
+    let bugs = GateBugs { unconditional_register: true, ..GateBugs::default() };
+    let caught = std::panic::catch_unwind(move || lost_reply(bugs)).expect_err("an unconditional register passed");
+    let message = warden::env::panic_message(&*caught);
+    assert!(message.contains("registered twice"), "{message}");
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use warden::env::{CancellationToken, Env, Instant};
 use warden::gate::{
-    AckStatus, Claim, GateConfig, HeartbeatAck, LocalState, Outcome, Recovery, RecoveryConfig, Registered, Registry,
-    RegistryError, Runtime,
+    AckStatus, Claim, Condition, GateConfig, HeartbeatAck, LocalState, Outcome, Recovery, RecoveryConfig, Registered,
+    Registry, RegistryError, Runtime,
 };
 use warden_sim::SimEnv;
 use warden_sim::testing::check;
@@ -201,10 +201,13 @@ impl Fake {
     }
 }
 
+/// The seed's registry: its register is unconditional (the condition is
+/// ignored), as the seed's tests assume.
 impl Registry for Fake {
     fn register(
         &self,
         key: &str,
+        _condition: Condition,
         _deadline: Instant,
     ) -> impl std::future::Future<Output = Result<Registered, RegistryError>> + 'static {
         let (env, st, key) = (self.env.clone(), self.st.clone(), key.to_owned());
@@ -220,7 +223,7 @@ impl Registry for Fake {
                 s.revision += 1;
                 let revision = s.revisions.then_some(s.revision);
                 match answer {
-                    Answer::Fixed(runtimes) => Some(Ok(Registered { runtimes, revision })),
+                    Answer::Fixed(runtimes) => Some(Ok(Registered { runtimes, revision, applied: true })),
                     Answer::Upsert => {
                         let mut runtimes = Vec::new();
                         let provs: Vec<String> = s.providers.keys().cloned().collect();
@@ -236,7 +239,7 @@ impl Registry for Fake {
                             };
                             runtimes.push(Runtime { id, key: key.clone(), provider: p });
                         }
-                        Some(Ok(Registered { runtimes, revision }))
+                        Some(Ok(Registered { runtimes, revision, applied: true }))
                     }
                     Answer::Fail => Some(Err(RegistryError("500".into()))),
                     Answer::Hang => None,

@@ -15,4 +15,5 @@ pub(crate) mod coordinator;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod protocol;
+pub(crate) mod registry;
 pub(crate) mod run;

@@ -11,6 +11,7 @@ use warden::env::real::{RealEnv, kill_all_children, reap_orphans};
 use warden::env::{Env, ProcessEnv};
 use warden::service::{Config, CoordinatorProgram, RunOptions};
 
+use super::registry::{self, Registrations};
 use super::{admin, control};
 
 /// Variables of warden's environment every service inherits (before its
@@ -23,7 +24,9 @@ const SWEEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reads and validates the config at `path`.
 pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(Config::parse(path, &text)?)
+    let config = Config::parse(path, &text)?;
+    registry::check_supported(path, &text, &config)?;
+    Ok(config)
 }
 
 /// `warden check -c FILE`: 0, or 2 with the error on stderr.
@@ -97,6 +100,7 @@ async fn supervise(config: Config) -> anyhow::Result<i32> {
     let coordinator =
         Some(CoordinatorProgram { program: exe.display().to_string(), args: vec!["handoff-coordinator".to_owned()] });
     let opts = RunOptions { base_vars, watchdog };
+    let registrations = Registrations::from_config(&env, &config);
     let (handle, supervision) = warden::service::start_with(env.clone(), config, opts, coordinator)?;
     tracing::info!(services = ?names, "warden running");
     let mut edges = vec![tokio::task::spawn_local(control::serve(control, handle.clone()))];
@@ -112,7 +116,13 @@ async fn supervise(config: Config) -> anyhow::Result<i32> {
             }
         }
     }));
+    if let Some(r) = &registrations {
+        edges.push(tokio::task::spawn_local(r.clone().run(handle.clone())));
+    }
     let code = supervision.await;
+    if let Some(r) = &registrations {
+        r.shutdown().await;
+    }
     for e in edges {
         e.abort();
     }

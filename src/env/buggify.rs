@@ -41,6 +41,10 @@ pub const ALL: &[Site] = &[
         widens: "a gone report between stopping the heartbeat and reaching the gate: it arrives as a straggler",
     },
     Site {
+        name: "gate.sync.before_gate",
+        widens: "the sync loop's report of a drained key between reading the set and the gate: a peer registers meanwhile",
+    },
+    Site {
         name: "handoff.s.late_frame",
         widens: "a frame of an earlier handoff reaches a generation late, during a later handoff: it must be ignored",
     },

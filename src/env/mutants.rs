@@ -134,6 +134,11 @@ pub const ALL: &[Mutant] = &[
         name: "gate-gives-up",
         bug: "the re-register gate stops retrying a key after 6 failed registers: a partial deletion is never recovered",
     },
+    // The gate against a real registry (issue 16).
+    Mutant {
+        name: "gate-unconditional-register",
+        bug: "a register applies unconditionally: a retry after a reply lost past the apply registers twice",
+    },
 ];
 
 /// Mutants that re-introduce a regression of warden's own design rather

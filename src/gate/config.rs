@@ -76,6 +76,9 @@ pub struct GateBugs {
     /// `gate-gives-up`: after [`GIVE_UP_AFTER`] consecutive failures the
     /// key is no longer retried (the old bounded retry count).
     pub gives_up: bool,
+    /// `gate-unconditional-register`: registers carry no condition, so a
+    /// retry after a reply lost past the apply registers twice.
+    pub unconditional_register: bool,
 }
 
 /// Consecutive failures after which `gate-gives-up` stops retrying (the

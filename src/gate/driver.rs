@@ -86,6 +86,7 @@ impl<E: Env, R: Registry> Recovery<E, R> {
             slot_kept_on_success: env.mutant("gate-slot-kept-on-success"),
             no_follow_up: env.mutant("gate-no-follow-up"),
             gives_up: env.mutant("gate-gives-up"),
+            unconditional_register: env.mutant("gate-unconditional-register"),
         };
         let gate = Gate::new(config.gate)?.with_bugs(bugs);
         Ok(Recovery(Rc::new(Inner {
@@ -200,7 +201,7 @@ impl<E: Env, R: Registry> Recovery<E, R> {
         let budget = ticket.deadline.saturating_duration_since(env.now());
         self.0.state.borrow_mut().begin_attempt(&ticket.key);
         let orphans = self.0.registry.recover_orphans(&ticket.key);
-        let register = self.0.registry.register(&ticket.key, ticket.deadline);
+        let register = self.0.registry.register(&ticket.key, ticket.condition, ticket.deadline);
         let work = async move {
             if let Err(e) = orphans.await {
                 // Orphan recovery is best effort; registration matters.
@@ -217,7 +218,14 @@ impl<E: Env, R: Registry> Recovery<E, R> {
             Either::Right((Ok(Ok(registered)), _)) => {
                 let revision = registered.revision;
                 self.apply(&ticket.key, &registered);
-                tracing::info!(key = ticket.key.as_str(), revision = revision.unwrap_or(0), "registered");
+                if registered.applied {
+                    tracing::info!(key = ticket.key.as_str(), revision = revision.unwrap_or(0), "registered");
+                } else {
+                    // RACE CONDITION SAFETY: an earlier attempt was applied
+                    // and its reply lost (or it was applied late); the
+                    // registry kept the condition, so this is success.
+                    tracing::info!(key = ticket.key.as_str(), revision = revision.unwrap_or(0), "already registered");
+                }
                 Outcome::Registered { revision }
             }
             Either::Right((Ok(Err(e)), _)) => {
@@ -235,7 +243,7 @@ impl<E: Env, R: Registry> Recovery<E, R> {
     /// would (restoring known registrations at start-up; tests).
     pub fn install(&self, key: &str, runtimes: &[super::registry::Runtime]) {
         self.0.state.borrow_mut().begin_attempt(key);
-        self.apply(key, &Registered { runtimes: runtimes.to_vec(), revision: None });
+        self.apply(key, &Registered { runtimes: runtimes.to_vec(), revision: None, applied: true });
     }
 
     /// Installs a register response as the key's runtime set.

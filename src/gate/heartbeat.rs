@@ -8,6 +8,7 @@ use futures::future::{Either, select};
 use super::driver::Recovery;
 use super::mark::Mark;
 use super::registry::{AckStatus, HeartbeatAck, Registry};
+use crate::buggify;
 use crate::env::{CancellationToken, Env, sleep_or_cancelled};
 
 impl<E: Env, R: Registry> Recovery<E, R> {
@@ -98,6 +99,15 @@ impl<E: Env, R: Registry> Recovery<E, R> {
         for key in empty {
             let (me, root) = (self.clone(), self.root());
             drop(self.0.env.spawn("gate.sync-recover", async move {
+                // RACE CONDITION SAFETY: the real daemon can be preempted
+                // between reading the drained set and the gate; a peer may
+                // register meanwhile, making this report a straggler whose
+                // only mark is its time.
+                let env = &me.0.env;
+                env.yield_now().await;
+                if buggify!(*env, "gate.sync.before_gate") {
+                    env.sleep(env.random_duration(me.0.config.straggler_delay_max)).await;
+                }
                 me.recover(&key, Mark::time(now), root).await;
             }));
         }

@@ -2,8 +2,11 @@
 //! passed in, no I/O.
 //!
 //! Call order for one recovery: [`Gate::claim`] with the event's mark; on
-//! [`Claim::Granted`] run one register attempt before the ticket's
-//! `deadline`, then [`Gate::complete`] with the ticket and its outcome; a
+//! [`Claim::Granted`] run one register attempt, conditional on the
+//! ticket's `condition`, before the ticket's `deadline`, then
+//! [`Gate::complete`] with the ticket and its outcome ("already registered
+//! at R" is `Registered` at R; a reply lost after the registry applied is
+//! `Failed`, and the retry's condition turns it into "already"); a
 //! [`Completion::FollowUp`] hands over a new ticket to run at once, a
 //! [`Completion::RetryAt`] says when to claim again. The retry policy is
 //! the gate's: after a failure it always answers `RetryAt`, the backoff
@@ -14,6 +17,7 @@ use std::collections::BTreeMap;
 
 use super::config::{DeadlineNotShorter, GIVE_UP_AFTER, GateBugs, GateConfig};
 use super::mark::Mark;
+use super::registry::Condition;
 use crate::env::Instant;
 
 /// The right to run one register attempt for a key; owned, so a stale
@@ -26,6 +30,10 @@ pub struct Ticket {
     pub id: u64,
     /// The newest event this attempt must cover.
     pub mark: Mark,
+    /// What the register is conditional on: nothing registered since the
+    /// deletion the gate saw, so a retry of a register that was applied
+    /// unseen is answered "already registered".
+    pub condition: Condition,
     /// When the attempt must have completed.
     pub deadline: Instant,
 }
@@ -244,7 +252,9 @@ impl Gate {
         // A register applied after this grant covers every earlier event.
         let mark = slot.follow_up.take().map_or(mark, |f| f.merge(mark));
         slot.phase = Phase::Held { ticket: id, mark };
-        Ticket { key: key.to_owned(), id, mark, deadline: now + self.config.register_deadline }
+        let condition =
+            if self.bugs.unconditional_register { Condition::Always } else { condition_for(mark, slot.last_success) };
+        Ticket { key: key.to_owned(), id, mark, condition, deadline: now + self.config.register_deadline }
     }
 
     /// The attempt of `ticket` ended with `outcome` at `now`.
@@ -298,6 +308,22 @@ impl Gate {
             }
             (Phase::Held { .. } | Phase::Idle | Phase::Barred { .. }, _) => Completion::Stale,
         }
+    }
+}
+
+/// The register's condition: nothing registered since the revision at which
+/// the event saw the registration deleted; for an event without one (the
+/// sync loop's, a first registration), since the last registration the gate
+/// knows of, or ever when it knows none. Without revisions on either side
+/// after a first success (a registry without them) there is nothing to
+/// compare: `Always`, and a register whose reply is lost may then be
+/// applied twice (the timestamp mode's limit).
+fn condition_for(mark: Mark, last_success: Option<Mark>) -> Condition {
+    match (mark.revision, last_success) {
+        (Some(seen), _) => Condition::NotRegisteredSince(seen),
+        (None, Some(Mark { revision: Some(applied), .. })) => Condition::NotRegisteredSince(applied),
+        (None, Some(Mark { revision: None, .. })) => Condition::Always,
+        (None, None) => Condition::NotRegisteredSince(0),
     }
 }
 

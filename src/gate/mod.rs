@@ -60,13 +60,23 @@
 //!   holder's retry instead of being forgotten.
 //! - **Retries never stop.** The seed leaves a failed key to later events;
 //!   here the gate keeps retrying it at a capped backoff.
+//! - **Conditional registration.** The seed's register is unconditional
+//!   and trusts its reply: a timeout after the server applied it is a
+//!   failure, and the retry registers again. Here the register is
+//!   conditional on the revision the gate saw. Without revisions (the
+//!   timestamp mode) only a key's first registration can be conditional
+//!   ("if never registered"); after it a lost reply can still double a
+//!   registration, so that mode promises one registration per deletion
+//!   only over a registry whose replies are not lost after it applied.
 //!
 //! # Mutants
 //!
 //! `gate-no-watermark`, `gate-stamp-on-failure`,
 //! `gate-recovery-uses-caller-cancel`, `gate-slot-kept-on-success` and
 //! `gate-append-runtimes` re-introduce bugs the seed fixed or names.
-//! `gate-no-follow-up` and `gate-gives-up` are warden's own regressions:
+//! `gate-unconditional-register` drops the register's condition (what
+//! every real registry punishes: a retry after a lost reply registers
+//! twice). `gate-no-follow-up` and `gate-gives-up` are warden's own regressions:
 //! the seed's gate has no follow-up mark (it drops a coalesced claim) and
 //! leaves a failed key to later events, so losing either is a bug only
 //! against warden's stronger guarantees.
@@ -88,4 +98,4 @@ pub use driver::{Recovery, RecoveryConfig};
 pub use local::{KeyHandle, KeyState, LocalState};
 pub use machine::{Claim, Completion, Gate, GateStats, Outcome, Ticket};
 pub use mark::Mark;
-pub use registry::{AckStatus, HeartbeatAck, Registered, Registry, RegistryError, Runtime};
+pub use registry::{AckStatus, Condition, HeartbeatAck, Registered, Registry, RegistryError, Runtime};

@@ -16,14 +16,35 @@ pub struct Runtime {
     pub provider: String,
 }
 
+/// What a register is conditional on: what the gate saw of the key, so a
+/// retry of a register that was applied (its reply lost, timed out or
+/// reset) or a register applied late cannot register twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Apply only if nothing was registered for the key after this registry
+    /// revision: the revision at which the registration was seen deleted
+    /// (or, for an event without one, the gate's last registration). `0`:
+    /// only if the key was never registered.
+    NotRegisteredSince(u64),
+    /// Apply in any case: a registry without revisions, after the key's
+    /// first registration, gives the gate nothing to compare.
+    Always,
+}
+
 /// A successful register: the key's whole runtime set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
     /// Every runtime of the key, authoritative (replaces, never appends).
     pub runtimes: Vec<Runtime>,
     /// The registry revision the registration was applied at, if it has
-    /// revisions.
+    /// revisions; for an `applied: false` answer, the revision of the
+    /// registration that was already there.
     pub revision: Option<u64>,
+    /// `false`: "already registered at `revision`": the condition failed
+    /// because a registration covering the event is in place (a retry of an
+    /// applied register, a register applied late); the gate takes it as
+    /// success.
+    pub applied: bool,
 }
 
 /// What a heartbeat learned about one runtime.
@@ -55,12 +76,16 @@ pub struct RegistryError(pub String);
 /// The registry, as the driver sees it; deadlines are the driver's job.
 pub trait Registry: 'static {
     /// Registers every configured runtime of `key` (upsert: surviving ones
-    /// keep their ids, deleted ones get new ids). `deadline` travels with
-    /// the request, so the registry can refuse one it could no longer
-    /// answer in time instead of applying it unseen.
+    /// keep their ids, deleted ones get new ids) if `condition` holds, and
+    /// otherwise answers "already registered" with the key's current set.
+    /// `deadline` travels with the request, so the registry can refuse one
+    /// it could no longer answer in time; a registry may still apply a
+    /// request whose reply the driver never sees (lost, reset, late):
+    /// the condition is what keeps its retry from registering twice.
     fn register(
         &self,
         key: &str,
+        condition: Condition,
         deadline: Instant,
     ) -> impl Future<Output = Result<Registered, RegistryError>> + 'static;
     /// Marks the key's work left behind by gone runtimes as orphaned.

@@ -16,7 +16,9 @@ mod readiness;
 mod state;
 mod status;
 
-pub use config::{Config, ConfigError, Listen, Readiness, RestartPolicy, ServiceConfig, WardenConfig};
+pub use config::{
+    Config, ConfigError, Listen, Readiness, Register, RegistryConfig, RestartPolicy, ServiceConfig, WardenConfig,
+};
 pub use driver::{Handle, RunOptions, start, start_with};
 pub use graph::{Cycle, Graph};
 pub use handoff::{CoordinatorProgram, state_dir as handoff_state_dir};

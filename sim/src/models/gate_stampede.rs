@@ -15,6 +15,12 @@
 //! recovery registers) and stop the waves after a few: a deletion whose
 //! recovery fails through the whole outage has no later event to recover
 //! it, so only a gate that keeps retrying gets it back.
+//!
+//! A scenario may also give the registry the faults of a real one after it
+//! applied a register (reply lost, timed out or reset; a request delivered
+//! twice; a register stalled past its deadline and applied later): the
+//! gate sees a failure for a registration that took place, and only the
+//! register's condition keeps its retry from registering twice.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -24,9 +30,14 @@ use std::time::Duration;
 use warden::env::Env;
 use warden::gate::{GIVE_UP_AFTER, GateConfig, Recovery, RecoveryConfig};
 
+mod after_apply;
+mod book;
 pub(super) mod registry;
+mod wire;
 
-use self::registry::{Book, Knobs, SharedBook, StreamRegistry};
+use self::book::Book;
+use self::registry::{Knobs, SharedBook};
+use self::wire::StreamRegistry;
 use super::{FinalCheck, Model, ModelSpec, Param, Params, World};
 use crate::env::SimEnv;
 
@@ -42,6 +53,10 @@ static SPEC: ModelSpec = ModelSpec {
         (
             "retried-through-outage",
             "a seed (reached if a key failed more registers in a row than the old give-up count and was recovered)",
+        ),
+        (
+            "register-reply-lost-after-apply",
+            "a deletion wave in which the registry applied a register whose reply the daemon never saw",
         ),
     ],
     params: &[
@@ -101,6 +116,21 @@ static SPEC: ModelSpec = ModelSpec {
         },
         Param { name: "outage_ms", default: 60_000, min: 0, max: 86_400_000, about: "how long the outage lasts" },
         Param {
+            name: "lost_reply_percent",
+            default: 0,
+            min: 0,
+            max: 100,
+            about: "registers whose reply is lost, sent late or reset after the registry applied them",
+        },
+        Param { name: "duplicate_percent", default: 0, min: 0, max: 100, about: "registers delivered twice" },
+        Param {
+            name: "late_apply_percent",
+            default: 0,
+            min: 0,
+            max: 100,
+            about: "registers stalled past their deadline and applied later",
+        },
+        Param {
             name: "failure_backoff_ms",
             default: 60_000,
             min: 1,
@@ -123,8 +153,9 @@ type Daemon = Recovery<SimEnv, StreamRegistry<SimEnv>>;
 struct Shared {
     book: SharedBook,
     daemon: RefCell<Option<Daemon>>,
-    /// The gate's straggler count at the start of each wave.
-    waves: RefCell<Vec<u64>>,
+    /// The gate's straggler count and the registry's count of registers
+    /// applied unseen, at the start of each wave.
+    waves: RefCell<Vec<(u64, u64)>>,
     registry_addr: Cell<Option<SocketAddr>>,
 }
 
@@ -142,7 +173,8 @@ async fn waves(env: SimEnv, shared: Rc<Shared>, params: WaveParams) {
         if !env.faults_allowed() {
             return;
         }
-        shared.waves.borrow_mut().push(shared.covered());
+        let lost = shared.book.borrow().lost_after_apply;
+        shared.waves.borrow_mut().push((shared.covered(), lost));
         let keys = shared.book.borrow().key_names();
         let mut victims = Vec::new();
         // Most waves hit one key; some hit every key at once.
@@ -216,6 +248,9 @@ impl Model for Stampede {
             outage: u64::try_from(params.get("outage_after_ms"))
                 .ok()
                 .map(|after| (Duration::from_millis(after), ms(params, "outage_ms"))),
+            lost_reply_percent: params.count("lost_reply_percent"),
+            duplicate_percent: params.count("duplicate_percent"),
+            late_apply_percent: params.count("late_apply_percent"),
         };
         let wave = WaveParams {
             gap_min: ms(params, "wave_gap_min_ms"),
@@ -261,15 +296,17 @@ impl Model for Stampede {
             }
         }
         Box::new(move |checks| {
-            // Coverage: per wave, whether a straggler bailed at the gate
-            // before the next wave began.
+            // Coverage: per wave, whether a straggler bailed at the gate,
+            // and whether a register was applied unseen, before the next
+            // wave began.
             let starts = shared.waves.borrow().clone();
-            let end = shared.covered();
+            let book = shared.book.borrow();
+            let end = (shared.covered(), book.lost_after_apply);
             for (i, at) in starts.iter().enumerate() {
                 let next = starts.get(i + 1).copied().unwrap_or(end);
-                checks.cover("straggler-after-success", next > *at);
+                checks.cover("straggler-after-success", next.0 > at.0);
+                checks.cover("register-reply-lost-after-apply", next.1 > at.1);
             }
-            let book = shared.book.borrow();
             let streak = shared.daemon.borrow().as_ref().map_or(0, |d| d.stats().longest_failure_streak);
             checks.cover("retried-through-outage", streak > GIVE_UP_AFTER && book.unrecovered().is_empty());
             if let Some((key, rev)) = book.unrecovered().iter().next() {

@@ -7,6 +7,7 @@
 //! config file's directory.
 
 mod raw;
+mod registry;
 mod values;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use raw::{RawConfig, RawReady, RawService};
+pub use registry::{Register, RegistryConfig};
 use toml::Spanned;
 pub use values::HttpTarget;
 
@@ -132,6 +134,8 @@ pub struct ServiceConfig {
     pub env: BTreeMap<String, String>,
     /// Its working directory.
     pub working_dir: PathBuf,
+    /// What it registers in `[registry]` while it is ready.
+    pub register: Option<Register>,
 }
 
 /// A validated config.
@@ -145,6 +149,8 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// Their dependencies, by index into `services`.
     pub graph: Graph,
+    /// `[registry]`, where ready services are registered.
+    pub registry: Option<RegistryConfig>,
 }
 
 /// Defaults where the file is silent.
@@ -238,8 +244,17 @@ impl Config {
                 .map_or(raw.service[first].name.span(), Spanned::span);
             cx.err(span, format!("dependency cycle: {}", names.join(" -> ")))
         })?;
-        let services = raw.service.iter().map(|s| service(&cx, &dir, s)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Config { file: file.to_owned(), warden, services, graph })
+        let reg = raw.registry.as_ref().map(|r| registry::registry(&cx, r)).transpose()?;
+        let services =
+            raw.service.iter().map(|s| service(&cx, &dir, s, reg.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        let registers: Vec<_> = raw
+            .service
+            .iter()
+            .zip(&services)
+            .filter_map(|(r, s)| r.register.as_ref().zip(s.register.as_ref()))
+            .collect();
+        registry::unique_keys(&cx, &registers)?;
+        Ok(Config { file: file.to_owned(), warden, services, graph, registry: reg })
     }
 
     /// The index of the service called `name`.
@@ -248,7 +263,12 @@ impl Config {
     }
 }
 
-fn service(cx: &Ctx<'_>, dir: &Path, s: &RawService) -> Result<ServiceConfig, ConfigError> {
+fn service(
+    cx: &Ctx<'_>,
+    dir: &Path,
+    s: &RawService,
+    reg: Option<&RegistryConfig>,
+) -> Result<ServiceConfig, ConfigError> {
     let name = s.name.get_ref().clone();
     let command: Vec<String> = s.command.get_ref().iter().map(|c| c.get_ref().clone()).collect();
     if command.is_empty() {
@@ -309,6 +329,7 @@ fn service(cx: &Ctx<'_>, dir: &Path, s: &RawService) -> Result<ServiceConfig, Co
         env.insert(k.clone(), v.get_ref().clone());
     }
     let working_dir = dir.join(s.working_dir.as_ref().map_or(".", |w| w.get_ref().as_str()));
+    let register = s.register.as_ref().map(|r| registry::register(cx, &name, r, &listen, reg)).transpose()?;
     Ok(ServiceConfig {
         name,
         command,
@@ -324,6 +345,7 @@ fn service(cx: &Ctx<'_>, dir: &Path, s: &RawService) -> Result<ServiceConfig, Co
         listen,
         env,
         working_dir,
+        register,
     })
 }
 

@@ -14,6 +14,7 @@ pub(super) struct RawConfig {
     pub warden: Option<RawWarden>,
     #[serde(default)]
     pub service: Vec<RawService>,
+    pub registry: Option<super::registry::RawRegistry>,
 }
 
 /// `[warden]`.
@@ -48,6 +49,7 @@ pub(super) struct RawService {
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
     pub working_dir: Option<Spanned<String>>,
+    pub register: Option<Spanned<super::registry::RawRegister>>,
 }
 
 /// `ready = { .. }`: exactly one of the keys.
