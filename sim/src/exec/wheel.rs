@@ -42,16 +42,8 @@ impl Wheel {
     #[inline]
     pub(crate) fn push(&mut self, key: u128) {
         if deadline(key) < self.horizon {
-            // Insertion from the back: a new timer is usually among the
-            // soonest, a few places from the end.
-            let near = &mut self.near;
-            near.push(key);
-            let mut i = near.len() - 1;
-            while i > 0 && near[i - 1] < key {
-                near[i] = near[i - 1];
-                i -= 1;
-            }
-            near[i] = key;
+            let at = self.near.partition_point(|&k| k > key);
+            self.near.insert(at, key);
         } else {
             self.far.push(Reverse(key));
         }
