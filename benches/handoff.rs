@@ -14,6 +14,8 @@
 //! group to the first answer of the new process.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/handoff_support/mod.rs"]
 mod handoff_support;
 

@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod binary_support;
+mod common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

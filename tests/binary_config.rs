@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod binary_support;
+mod common;
 
 use std::process::Command;
 

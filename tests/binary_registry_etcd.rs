@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod binary_support;
+mod common;
 mod etcd_support;
 
 use std::time::{Duration, Instant};

@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod binary_support;
+mod common;
 mod handoff_support;
 
 use std::time::{Duration, Instant};

@@ -10,6 +10,7 @@
 //! through `WARDEN_CRASH_AT`): `cargo test --features crash-points --test handoff_real`.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
 mod handoff_support;
 
 use std::os::unix::process::ExitStatusExt;
