@@ -39,7 +39,7 @@ pub(crate) const INLINE_MAX: usize = 30;
 /// Datagram bytes: small ones (the common case) held inline.
 #[derive(Debug, Clone)]
 pub enum Payload {
-    /// Up to [`INLINE_MAX`] bytes.
+    /// Up to 30 bytes (`INLINE_MAX`).
     Inline {
         /// Bytes used.
         len: u8,
