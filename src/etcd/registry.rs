@@ -172,6 +172,14 @@ impl<E: Env> EtcdRegistry<E> {
         }));
     }
 
+    /// Whether etcd has `lease`: its time-to-live answer for a lease it
+    /// does not have carries TTL -1.
+    pub(super) async fn lease_known(&self, lease: i64) -> Result<bool, EtcdError> {
+        let mut client = self.0.client.clone();
+        let ask = client.lease_time_to_live(lease, None);
+        Ok(bounded(&self.0.env, self.0.config.call_timeout, ask).await?.ttl() >= 0)
+    }
+
     async fn register_once(self, key: String, condition: Condition) -> Result<Registered, EtcdError> {
         let mut client = self.0.client.clone();
         let etcd_key = self.0.config.etcd_key(&key);
