@@ -53,7 +53,7 @@ fn a_restarted_warden_adopts_its_registration_and_replaces_a_changed_value() {
         }
         let same = read(&mut client, "same").await.expect("registered");
         d1.root().cancel();
-        first.close();
+        first.close().await;
         // The next one, within the TTL: adopts "same" as it is and keeps its
         // lease alive; replaces "changed".
         let (second, reports) = EtcdRegistry::connect(env.clone(), config).await.expect("connects");
@@ -74,7 +74,7 @@ fn a_restarted_warden_adopts_its_registration_and_replaces_a_changed_value() {
         assert_eq!(changed.0, "new", "the changed value replaced the old one");
         assert_eq!(d2.runtime_ids_of("changed"), [format!("changed@{}", changed.1)]);
         d2.shutdown().await;
-        second.close();
+        second.close().await;
         eprintln!("adopt: {:.1} s", started.elapsed().as_secs_f64());
     });
     drop(cluster);

@@ -209,7 +209,7 @@ mod with_etcd {
             if self.0.env.timeout(EXIT_DEADLINE, all).await.is_err() {
                 tracing::warn!("registry: deregistration at exit missed its deadline; leases expire at their TTL");
             }
-            registry.close();
+            registry.close().await;
         }
     }
 

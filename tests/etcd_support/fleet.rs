@@ -213,7 +213,7 @@ impl Fleet {
     /// Deregisters (the gate's shutdown) and checks the prefix is empty.
     pub async fn shutdown(self, client: &mut Client) {
         self.recovery.shutdown().await;
-        self.registry.close();
+        self.registry.close().await;
         let r = client.get(self.prefix.clone(), Some(etcd_client::GetOptions::new().with_prefix())).await;
         let left = r.map(|r| r.kvs().len()).unwrap_or(usize::MAX);
         assert_eq!(left, 0, "registrations left after deregistration");
