@@ -198,18 +198,23 @@ mod with_etcd {
             let registry = self.0.registry.borrow().clone();
             let Some(registry) = registry else { return };
             let drivers: Vec<(String, Driver)> = std::mem::take(&mut *self.0.active.borrow_mut()).into_iter().collect();
+            let begun: BTreeSet<String> = self.0.stopping.borrow().clone();
+            // RACE CONDITION SAFETY: the step loop runs until the exit: a key
+            // stopped here is marked stopping first (and stays so), or the
+            // loop would register it again while it is deregistered.
+            self.0.stopping.borrow_mut().extend(drivers.iter().map(|(key, _)| key.clone()));
             let env = self.0.env.clone();
             let all = async {
                 futures::future::join_all(drivers.iter().map(|(key, d)| stop(d.clone(), &registry, key))).await;
                 // Deregistrations begun before the exit end too.
-                while !self.0.stopping.borrow().is_empty() {
+                while self.0.stopping.borrow().iter().any(|key| begun.contains(key)) {
                     env.sleep(Duration::from_millis(50)).await;
                 }
             };
             if self.0.env.timeout(EXIT_DEADLINE, all).await.is_err() {
                 tracing::warn!("registry: deregistration at exit missed its deadline; leases expire at their TTL");
             }
-            registry.close();
+            registry.close().await;
         }
     }
 

@@ -1,7 +1,8 @@
 //! The registrations the etcd registry holds: per gate key, the one it
-//! keeps alive and reports on, and the value it puts.
+//! keeps alive and reports on, the value it puts, and the leases granted
+//! by its registers that have not settled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::env::CancellationToken;
 
@@ -18,11 +19,16 @@ pub(super) struct Held {
     pub(super) keepalive: CancellationToken,
 }
 
-/// Every held registration, by gate key, and the values to register.
+/// Every held registration, by gate key, the values to register, and the
+/// unsettled leases.
 #[derive(Debug, Default)]
 pub(super) struct HeldMap {
     by_key: BTreeMap<String, Held>,
     values: BTreeMap<String, String>,
+    /// Key -> leases granted by its registers that neither hold a
+    /// registration nor were revoked yet: a register dropped after its
+    /// transaction was sent may have put the key under one of them.
+    unsettled: BTreeMap<String, BTreeSet<i64>>,
 }
 
 impl HeldMap {
@@ -60,6 +66,36 @@ impl HeldMap {
         held
     }
 
+    /// A register of `key` was granted `lease`.
+    pub(super) fn granted(&mut self, key: &str, lease: i64) {
+        self.unsettled.entry(key.to_owned()).or_default().insert(lease);
+    }
+
+    /// `lease` of `key` is held or revoked: forgets it.
+    pub(super) fn settle(&mut self, key: &str, lease: i64) {
+        if let Some(leases) = self.unsettled.get_mut(key) {
+            leases.remove(&lease);
+            if leases.is_empty() {
+                self.unsettled.remove(key);
+            }
+        }
+    }
+
+    /// The unsettled leases of `key`.
+    pub(super) fn unsettled(&self, key: &str) -> Vec<i64> {
+        self.unsettled.get(key).map(|l| l.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Forgets the unsettled leases of `key` and returns them (to revoke).
+    pub(super) fn take_unsettled(&mut self, key: &str) -> Vec<i64> {
+        self.unsettled.remove(key).map(|l| l.into_iter().collect()).unwrap_or_default()
+    }
+
+    /// Forgets every unsettled lease and returns them (to revoke).
+    pub(super) fn take_all_unsettled(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.unsettled).into_values().flatten().collect()
+    }
+
     /// Sets what `key` registers.
     pub(super) fn set_value(&mut self, key: &str, value: &str) {
         self.values.insert(key.to_owned(), value.to_owned());
@@ -68,5 +104,28 @@ impl HeldMap {
     /// What `key` registers (empty if never set).
     pub(super) fn value(&self, key: &str) -> String {
         self.values.get(key).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsettled_leases_are_kept_per_key_until_settled_or_taken() {
+        let mut m = HeldMap::default();
+        m.granted("a", 1);
+        m.granted("a", 2);
+        m.granted("b", 3);
+        m.settle("a", 1);
+        m.settle("a", 9);
+        assert_eq!(m.unsettled("a"), [2]);
+        assert_eq!(m.take_unsettled("a"), [2]);
+        assert!(m.unsettled("a").is_empty());
+        m.granted("a", 4);
+        let mut all = m.take_all_unsettled();
+        all.sort();
+        assert_eq!(all, [3, 4]);
+        assert!(m.unsettled("b").is_empty());
     }
 }

@@ -1,9 +1,11 @@
 //! The keep-alive of one registration's lease: renews it every third of
 //! its TTL for as long as the registration is held; when etcd answers that
-//! the lease is gone, reads the key and reports the registration gone if
-//! the key is absent. A broken stream or an unreachable etcd is not a
-//! report (the lease may well be alive): the stream is opened again, and
-//! the watch and the resync loop see what happened meanwhile.
+//! the lease is gone (a renewal answered with TTL 0; when the stream cannot
+//! be opened, a time-to-live answer with TTL -1), reads the key and
+//! reports the registration gone if the key is absent. A broken stream or
+//! an unreachable etcd is not a report (the lease may well be alive): the
+//! stream is opened again, and the watch and the resync loop see what
+//! happened meanwhile.
 
 use std::pin::pin;
 use std::time::Duration;
@@ -41,10 +43,11 @@ impl<E: Env> EtcdRegistry<E> {
                 Either::Left(_) => Ended::Cancelled,
                 Either::Right((Ok((keeper, stream)), _)) => self.renew(keeper, stream, period, &token).await,
                 // etcd refuses to open a keep-alive for a lease it no longer
-                // has; unreachable is an error too: the read below tells.
+                // has (its first answer has TTL 0); unreachable is an error
+                // too: etcd's answer about the lease tells them apart.
                 Either::Right((Err(e), _)) => {
                     tracing::debug!(key, lease, error = %e, "etcd: keep-alive cannot start");
-                    if e.0.contains("lease not found") { Ended::LeaseGone } else { Ended::Broken }
+                    if self.lease_known(lease).await == Ok(false) { Ended::LeaseGone } else { Ended::Broken }
                 }
             };
             match ended {

@@ -26,7 +26,10 @@
 //!   adopts.
 //! - **Deregister** forgets the registration first (so its delete is no
 //!   report), deletes the key if it is still that registration, and
-//!   revokes the lease.
+//!   revokes the lease; it also revokes the leases of the key's registers
+//!   that did not settle (dropped after their transaction was sent, which
+//!   etcd may have applied or may still apply: revoking a lease deletes
+//!   its keys, and a put under a revoked lease fails).
 //!
 //! The client (etcd-client, over tonic) talks to the network itself: this
 //! module is the real edge, like `env::real`; its timers and tasks still
@@ -34,6 +37,7 @@
 
 mod held;
 mod keepalive;
+mod leases;
 mod registry;
 mod reports;
 

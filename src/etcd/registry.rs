@@ -18,8 +18,8 @@ use crate::gate::{AckStatus, Condition, HeartbeatAck, Registered, Registry, Regi
 /// The provider name of an etcd registration (one per key).
 const PROVIDER: &str = "etcd";
 /// Tries of one deregistration, and the pause between them.
-const DEREGISTER_TRIES: u32 = 5;
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
+pub(super) const DEREGISTER_TRIES: u32 = 5;
+pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 pub(super) struct Inner<E: Env> {
     pub(super) env: E,
@@ -88,20 +88,47 @@ impl<E: Env> EtcdRegistry<E> {
         &self.0.config
     }
 
-    /// Deregisters whatever registration is held for `key` (one the gate
-    /// may not know of: a register it saw fail that etcd applied).
-    pub async fn deregister_key(&self, key: &str) -> Result<(), EtcdError> {
-        let held = self.0.held.borrow().get(key).map(|h| h.runtime_id.clone());
-        match held {
-            Some(id) => self.clone().deregister_one(id).await,
-            None => Ok(()),
-        }
+    /// The leases granted by registers of `key` that have not settled
+    /// (neither hold a registration nor were revoked): a register dropped
+    /// after its transaction was sent may have put the key under one.
+    pub fn unsettled(&self, key: &str) -> Vec<i64> {
+        self.0.held.borrow().unsettled(key)
     }
 
-    /// Stops the watch, the resync loop and every keep-alive (after the
-    /// gate's shutdown deregistered what it held); leases not revoked then
-    /// expire at their TTL.
-    pub fn close(&self) {
+    /// Deregisters whatever registration is held for `key` (one the gate
+    /// may not know of: a register it saw fail that etcd applied), and
+    /// revokes the unsettled leases of its registers (see
+    /// [`EtcdRegistry::unsettled`]).
+    pub async fn deregister_key(&self, key: &str) -> Result<(), EtcdError> {
+        // RACE CONDITION SAFETY: a register dropped after its transaction
+        // was sent (the gate stopped before this) is no held registration,
+        // yet etcd may have applied it, or may still: revoking its lease
+        // deletes the key put under it, and a put under a revoked lease
+        // fails. Without this it would outlive the deregistration by up to
+        // a TTL.
+        let unsettled = self.0.held.borrow_mut().take_unsettled(key);
+        let held = self.0.held.borrow().get(key).map(|h| h.runtime_id.clone());
+        let deregistered = async {
+            match held {
+                Some(id) => self.clone().deregister_one(id).await,
+                None => Ok(()),
+            }
+        };
+        let (revoked, deregistered) = futures::future::join(self.revoke_all(unsettled), deregistered).await;
+        revoked.and(deregistered)
+    }
+
+    /// Revokes every unsettled lease (bounded), then stops the watch, the
+    /// resync loop and every keep-alive (after the gate's shutdown
+    /// deregistered what it held); held leases not revoked then expire at
+    /// their TTL.
+    pub async fn close(&self) {
+        let unsettled = self.0.held.borrow_mut().take_all_unsettled();
+        match self.0.env.timeout(self.0.config.call_timeout, self.revoke_all(unsettled)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "etcd: cannot revoke unsettled leases; they expire at their TTL"),
+            Err(_) => tracing::warn!("etcd: unsettled leases not revoked in time; they expire at their TTL"),
+        }
         self.0.held.borrow_mut().clear();
         self.0.root.cancel();
     }
@@ -139,8 +166,19 @@ impl<E: Env> EtcdRegistry<E> {
     }
 
     /// Holds the registration of `key` put at `revision` under `lease` and
-    /// keeps the lease alive; releases the one it replaces.
+    /// keeps the lease alive; releases the one it replaces, and revokes the
+    /// other unsettled leases of `key` (the registers they were granted to
+    /// were dropped: their compare can no longer succeed, or, with no
+    /// condition, they would replace this one).
     fn hold(&self, key: &str, revision: u64, lease: i64) -> String {
+        let others = {
+            let mut held = self.0.held.borrow_mut();
+            held.settle(key, lease);
+            held.take_unsettled(key)
+        };
+        for other in others {
+            self.revoke_later(other);
+        }
         let id = runtime_id(key, revision);
         let token = self.0.root.child_token();
         let held = Held { runtime_id: id.clone(), revision, lease, keepalive: token.clone() };
@@ -158,25 +196,16 @@ impl<E: Env> EtcdRegistry<E> {
         id
     }
 
-    /// Revokes `lease` in the background (best effort: an unrevoked lease
-    /// expires at its TTL).
-    fn revoke_later(&self, lease: i64) {
-        if lease == 0 {
-            return;
-        }
-        let (env, mut client, limit) = (self.0.env.clone(), self.0.client.clone(), self.0.config.call_timeout);
-        drop(self.0.env.spawn("etcd.revoke", async move {
-            if let Err(e) = bounded(&env, limit, client.lease_revoke(lease)).await {
-                tracing::debug!(lease, error = %e, "etcd: cannot revoke a lease");
-            }
-        }));
-    }
-
     async fn register_once(self, key: String, condition: Condition) -> Result<Registered, EtcdError> {
         let mut client = self.0.client.clone();
         let etcd_key = self.0.config.etcd_key(&key);
         let value = self.0.held.borrow().value(&key);
         let lease = client.lease_grant(self.0.config.ttl_secs(), None).await?.id();
+        // Unsettled until this register holds a registration under it or
+        // revokes it: dropped after the transaction below was sent, it
+        // leaves etcd a put under this lease to apply (see deregister_key).
+        // Dropped before this line, nothing is put under the lease.
+        self.0.held.borrow_mut().granted(&key, lease);
         let compare = match condition {
             // A deleted key compares as mod_revision 0: it always applies.
             Condition::NotRegisteredSince(since) => {
@@ -188,6 +217,7 @@ impl<E: Env> EtcdRegistry<E> {
             .when(compare)
             .and_then(vec![TxnOp::put(etcd_key.clone(), value.clone(), Some(PutOptions::new().with_lease(lease)))])
             .or_else(vec![TxnOp::get(etcd_key.clone(), None)]);
+        // An error leaves the lease unsettled: etcd may have applied it.
         let response = client.txn(txn).await?;
         if response.succeeded() {
             let revision = revision_of(response.header());
@@ -199,7 +229,7 @@ impl<E: Env> EtcdRegistry<E> {
             _ => None,
         });
         let Some(kv) = kv else {
-            self.revoke_later(lease);
+            self.abandon(&key, lease);
             return Err(EtcdError(format!("{key}: compare failed on an absent key")));
         };
         if kv.value() != value.as_bytes() {
@@ -210,7 +240,7 @@ impl<E: Env> EtcdRegistry<E> {
                 .and_then(vec![TxnOp::put(etcd_key, value, Some(PutOptions::new().with_lease(lease)))]);
             let response = client.txn(txn).await?;
             if !response.succeeded() {
-                self.revoke_later(lease);
+                self.abandon(&key, lease);
                 return Err(EtcdError(format!("{key}: changed while its value was replaced")));
             }
             let revision = revision_of(response.header());
@@ -221,7 +251,7 @@ impl<E: Env> EtcdRegistry<E> {
         // RACE CONDITION SAFETY: a registration made after the deletion the
         // gate saw is in place (a retry whose predecessor applied, its
         // reply lost): adopt it and its lease instead of registering twice.
-        self.revoke_later(lease);
+        self.abandon(&key, lease);
         let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
         let id = self.hold(&key, revision, kv.lease());
         Ok(Registered { runtimes: vec![runtime(&key, id)], revision: Some(revision), applied: false })
@@ -245,15 +275,13 @@ impl<E: Env> EtcdRegistry<E> {
                 .when(vec![Compare::mod_revision(etcd_key.clone(), CompareOp::Equal, saturating_i64(revision))])
                 .and_then(vec![TxnOp::delete(etcd_key.clone(), None)]);
             last = bounded(&self.0.env, self.0.config.call_timeout, client.txn(txn)).await.map(drop);
-            if last.is_ok() && lease != 0 {
-                last = bounded(&self.0.env, self.0.config.call_timeout, client.lease_revoke(lease)).await.map(drop);
-            }
             if last.is_ok() {
                 break;
             }
             self.0.env.sleep(RETRY_PAUSE).await;
         }
-        last
+        last?;
+        if lease == 0 { Ok(()) } else { self.revoke(lease).await }
     }
 }
 

@@ -3,6 +3,7 @@
 //! ([`super::keepalive`]) all send [`Gone`] into one channel;
 //! [`Reports::pump`] hands each to the gate's recovery driver.
 
+use std::collections::BTreeSet;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::future::{Either, select};
 
+use super::EtcdConfig;
 use super::registry::{EtcdRegistry, bounded, revision_of};
 use crate::env::{Env, sleep_or_cancelled};
 use crate::gate::{Recovery, Registry};
@@ -168,7 +170,7 @@ impl<E: Env> EtcdRegistry<E> {
     }
 
     /// Reads the prefix every resync interval and reports each held
-    /// registration whose key is absent.
+    /// registration, put at or before the read, whose key is absent.
     async fn resync_loop(&self) {
         let (env, root) = (&self.0.env, &self.0.root);
         loop {
@@ -185,16 +187,48 @@ impl<E: Env> EtcdRegistry<E> {
                 }
             };
             let revision = revision_of(response.header());
-            let present: std::collections::BTreeSet<&str> =
-                response.kvs().iter().filter_map(|kv| kv.key_str().ok()).collect();
-            for (key, runtime_id, _) in self.0.held.borrow().snapshot() {
-                // A key present under another registration is not reported:
-                // that registration is the gate's (a reply it lost) or
-                // someone else's, not a deletion.
-                if !present.contains(self.0.config.etcd_key(&key).as_str()) {
-                    self.report(Gone { key, runtime_id, revision, path: Path::Resync });
-                }
+            let present: BTreeSet<&str> = response.kvs().iter().filter_map(|kv| kv.key_str().ok()).collect();
+            let held = self.0.held.borrow().snapshot();
+            for gone in absent_at_read(&self.0.config, revision, &present, held) {
+                self.report(gone);
             }
         }
+    }
+}
+
+/// The registrations of `held` (gate key, runtime id, revision of its put)
+/// that a read of the prefix at revision `read`, which found the etcd keys
+/// `present`, shows gone.
+fn absent_at_read(
+    config: &EtcdConfig,
+    read: u64,
+    present: &BTreeSet<&str>,
+    held: Vec<(String, String, u64)>,
+) -> Vec<Gone> {
+    held.into_iter()
+        // RACE CONDITION SAFETY: a registration put after the read (held
+        // while the read's answer was on its way) is not in it, and not
+        // gone. A key present under another registration is not reported
+        // either: that registration is the gate's (a reply it lost) or
+        // someone else's, not a deletion.
+        .filter(|(key, _, put)| *put <= read && !present.contains(config.etcd_key(key).as_str()))
+        .map(|(key, runtime_id, _)| Gone { key, runtime_id, revision: read, path: Path::Resync })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_reports_only_what_it_could_see_absent() {
+        let config = EtcdConfig::new(vec!["http://127.0.0.1:2379".into()]);
+        let held = |key: &str, put: u64| (key.to_owned(), format!("{key}@{put}"), put);
+        let present = BTreeSet::from(["/warden/kept"]);
+        let held = vec![held("deleted", 5), held("kept", 7), held("after", 12), held("at", 10)];
+        let gone = absent_at_read(&config, 10, &present, held);
+        let ids: Vec<&str> = gone.iter().map(|g| g.runtime_id.as_str()).collect();
+        assert_eq!(ids, ["deleted@5", "at@10"], "put after the read at 10: not reported");
+        assert!(gone.iter().all(|g| g.revision == 10 && g.path == Path::Resync));
     }
 }

@@ -2,8 +2,11 @@
 //! ports with its data in a temp dir, started as a child that dies with
 //! the test (PR_SET_PDEATHSIG) and is killed on drop, whatever the exit
 //! path. No etcd on PATH is a failure with what to install, never a skip.
-//! Also a checking client that reads a prefix's whole history.
+//! Also a checking client that reads a prefix's whole history, and the
+//! fleet the gate's tests drive ([`fleet`]).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types, dead_code)]
+
+pub mod fleet;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

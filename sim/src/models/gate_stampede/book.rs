@@ -86,8 +86,9 @@ impl Book {
 
     /// Whether `condition` lets a register of `key` apply, as etcd's
     /// compare of a key's revision would: a registration made after
-    /// `since` blocks it only while it is whole (a key deleted since its
-    /// last registration compares as never registered).
+    /// `since` blocks it only while it is whole (a key deleted or
+    /// deregistered since its last registration compares as never
+    /// registered).
     fn holds(&self, key: &str, condition: Condition) -> bool {
         match condition {
             Condition::Always => true,
@@ -154,7 +155,10 @@ impl Book {
         true
     }
 
-    /// Deregistration asked by the daemon itself: removes, no deletion.
+    /// Deregistration asked by the daemon itself: removes, no deletion to
+    /// recover. As on etcd, where the delete changes the key, the key then
+    /// compares as never registered, and registering it again is no second
+    /// registration.
     pub(crate) fn deregister(&mut self, id: &str) {
         if let Some((key, provider, deleted)) = self.ids.get_mut(id)
             && deleted.is_none()
@@ -164,6 +168,7 @@ impl Book {
             if let Some(slot) = self.keys.get_mut(key.as_str()).and_then(|p| p.get_mut(provider.as_str())) {
                 *slot = None;
             }
+            self.last_registration.remove(key.as_str());
         }
     }
 
@@ -174,5 +179,39 @@ impl Book {
             Some((_, _, Some(at))) => format!("gone {id} {}", rev_word(self.revisions.then_some(*at))),
             None => format!("gone {id} {}", rev_word(self.revisions.then_some(0))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book() -> Book {
+        Book::new(Checks::new(["one-registration-per-deletion".to_owned()]), 1, 2, true)
+    }
+
+    #[test]
+    fn a_deregistered_key_compares_as_never_registered() {
+        let mut b = book();
+        let first = b.register("ws0", Condition::NotRegisteredSince(0)).expect("a known key");
+        assert!(first.applied);
+        for (id, _) in &first.runtimes {
+            b.deregister(id);
+        }
+        let again = b.register("ws0", Condition::NotRegisteredSince(0)).expect("a known key");
+        assert!(again.applied, "the deregistered key blocked a register conditional on revision 0");
+        assert!(!b.checks.failed(), "{:?}", b.checks.failure());
+    }
+
+    #[test]
+    fn registering_a_deregistered_key_again_is_no_second_registration() {
+        let mut b = book();
+        let first = b.register("ws0", Condition::Always).expect("a known key");
+        b.deregister(&first.runtimes[0].0);
+        assert!(b.register("ws0", Condition::Always).expect("a known key").applied);
+        assert!(!b.checks.failed(), "{:?}", b.checks.failure());
+        // Still registered once, whole: a second register is.
+        assert!(b.register("ws0", Condition::Always).expect("a known key").applied);
+        assert!(b.checks.failed(), "two registrations with nothing between went unnoticed");
     }
 }
