@@ -3,6 +3,7 @@
 //! rather than registering again; one whose value changed is replaced.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
 mod etcd_support;
 
 use std::time::{Duration, Instant as StdInstant};

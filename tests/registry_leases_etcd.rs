@@ -13,6 +13,7 @@
 //! its own tasks while the register future lives).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
 mod etcd_support;
 
 use std::future::Future;

@@ -5,6 +5,7 @@
 //! every deletion recovered, nothing lost or doubled.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
 mod etcd_support;
 
 use std::time::{Duration, Instant as StdInstant};

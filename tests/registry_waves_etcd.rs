@@ -7,6 +7,7 @@
 //! per deletion, every deletion recovered.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
 mod etcd_support;
 
 use std::time::{Duration, Instant as StdInstant};
