@@ -76,9 +76,6 @@ impl Payload {
 pub struct InFlight {
     /// Destination port (on `host`).
     pub port: u16,
-    /// The socket bound there when it was sent: used at arrival while it
-    /// is open (no lookup), else whatever is bound there then.
-    pub socket: Option<Rc<RefCell<UdpState>>>,
     /// Source.
     pub from: SocketAddrV4,
     /// Destination host.
@@ -95,16 +92,12 @@ pub(crate) fn deliver(sim: &Simulation, slot: u32) {
     let mut w = sim.world.borrow_mut();
     let Some(d) = w.in_flight.get_mut(slot as usize).and_then(Option::take) else { return };
     w.in_flight_free.push(slot);
+    let w = &*w;
     if !w.hosts.get(d.host as usize).is_some_and(|h| h.up) {
         return;
     }
-    let bound = match d.socket.filter(|s| s.borrow().open) {
-        Some(s) => s,
-        None => match w.udp_socket(d.host, d.port) {
-            Some(s) => s.clone(),
-            None => return,
-        },
-    };
+    // At most one open socket holds a port: the one bound there last.
+    let Some(bound) = w.udp_socket(d.host, d.port) else { return };
     let mut t = bound.borrow_mut();
     if t.open {
         if d.flow != 0 {
@@ -179,8 +172,7 @@ impl SimEnv {
         drop(decisions);
         let flow = trace::with_export(|t, now, proc| t.send(proc, "udp", now)).unwrap_or(0);
         let port = to.port();
-        let socket = w.udp_socket(remote, port).filter(|s| s.borrow().open).cloned();
-        let flight = InFlight { port, socket, from, host: remote, data: Payload::new(buf), flow };
+        let flight = InFlight { port, from, host: remote, data: Payload::new(buf), flow };
         let slot = match w.in_flight_free.pop() {
             Some(s) => {
                 w.in_flight[s as usize] = Some(flight);
