@@ -53,9 +53,12 @@ pub(crate) fn task_of(w: &Waker) -> Option<TaskId> {
 pub(crate) fn drain_woken(mut f: impl FnMut(TaskId)) {
     WOKEN.with(|w| {
         let mut w = w.borrow_mut();
-        for id in w.drain(..) {
+        // A walk, then one clear: cheaper than a `Drain` for the one or
+        // two ids a poll or a timer usually wakes.
+        for &id in w.iter() {
             f(id);
         }
+        w.clear();
     });
 }
 
