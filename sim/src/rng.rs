@@ -66,8 +66,9 @@ const RECORD_CAPACITY: usize = 1 << 14;
 
 /// The per-run source of every random decision.
 pub struct Decisions {
-    rngs: Vec<ChaCha8Rng>,
-    recorded: Option<Vec<Vec<u64>>>,
+    // Arrays, not vectors: a stream indexes them without a bounds check.
+    rngs: [ChaCha8Rng; Stream::ALL.len()],
+    recorded: Option<[Vec<u64>; Stream::ALL.len()]>,
     replay: Option<(Vec<Vec<u64>>, Vec<usize>)>,
 }
 
@@ -75,9 +76,9 @@ impl Decisions {
     /// Fresh streams from `seed`, recording when `record` is set.
     pub fn new(seed: u64, record: bool) -> Self {
         Decisions {
-            rngs: Stream::ALL.iter().map(|s| generator(seed, *s as u64)).collect(),
-            // Not `vec![..; n]`: a cloned Vec keeps none of its capacity.
-            recorded: record.then(|| Stream::ALL.iter().map(|_| Vec::with_capacity(RECORD_CAPACITY)).collect()),
+            rngs: Stream::ALL.map(|s| generator(seed, s as u64)),
+            // Not `[v; n]` or `vec![v; n]`: a cloned Vec keeps none of its capacity.
+            recorded: record.then(|| Stream::ALL.map(|_| Vec::with_capacity(RECORD_CAPACITY))),
             replay: None,
         }
     }
@@ -121,7 +122,7 @@ impl Decisions {
 
     /// The recorded decisions, one list per [`Stream`].
     pub fn take_record(&mut self) -> Option<Vec<Vec<u64>>> {
-        self.recorded.take()
+        self.recorded.take().map(Vec::from)
     }
 }
 

@@ -89,7 +89,10 @@ impl Executor {
             } else {
                 match result {
                     Ok(Poll::Pending) => {
-                        if let Some(t) = s.tasks.get_mut(id) {
+                        // The slot is empty (taken above): no old future to drop.
+                        if let Some(t) = s.tasks.get_mut(id)
+                            && t.fut.is_none()
+                        {
                             t.fut = Some(fut);
                         }
                     }
