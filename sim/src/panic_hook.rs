@@ -45,13 +45,11 @@ pub(crate) fn install() {
     });
 }
 
-/// Runs `f` (a poll of a simulated task) with its panics kept quiet.
+/// Marks the start (`true`) and the end of a poll of a simulated task,
+/// whose panics are kept quiet.
 #[inline]
-pub(crate) fn in_task<T>(f: impl FnOnce() -> T) -> T {
-    IN_TASK.with(|t| t.set(true));
-    let out = f();
-    IN_TASK.with(|t| t.set(false));
-    out
+pub(crate) fn set_in_task(on: bool) {
+    IN_TASK.with(|t| t.set(on));
 }
 
 /// From now until [`end_quiet`], panics of simulated tasks on this thread

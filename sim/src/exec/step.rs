@@ -65,8 +65,9 @@ impl Executor {
         if let Some(w) = &self.watch {
             w.enter_poll(polls);
         }
-        let result =
-            crate::panic_hook::in_task(|| std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))));
+        crate::panic_hook::set_in_task(true);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+        crate::panic_hook::set_in_task(false);
         if let Some(w) = &self.watch {
             w.exit_poll();
             if polls.is_multiple_of(1024) {
