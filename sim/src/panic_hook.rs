@@ -52,6 +52,11 @@ pub(crate) fn set_in_task(on: bool) {
     IN_TASK.with(|t| t.set(on));
 }
 
+/// Whether a poll of a simulated task is under way (or unwound).
+pub(crate) fn in_task() -> bool {
+    IN_TASK.with(Cell::get)
+}
+
 /// From now until [`end_quiet`], panics of simulated tasks on this thread
 /// are collected.
 pub(crate) fn begin_quiet() {

@@ -8,6 +8,8 @@
 //! that timers hand back as tokens, and the run's checks.
 
 mod groups;
+#[cfg(test)]
+mod panics_test;
 mod step;
 mod task;
 mod timers;
@@ -275,6 +277,13 @@ impl Executor {
     /// Runs tasks until virtual time reaches `limit_ns`, nothing is left to
     /// do, or a check fails.
     pub(crate) fn run_until<H: Hooks>(&self, limit_ns: u64, hooks: &H) -> Stop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop(limit_ns, hooks))) {
+            Ok(stop) => stop,
+            Err(payload) => self.task_panicked(payload, hooks),
+        }
+    }
+
+    fn run_loop<H: Hooks>(&self, limit_ns: u64, hooks: &H) -> Stop {
         self.collect_wakes(None);
         loop {
             if hooks.failed() {

@@ -1,12 +1,12 @@
 //! One scheduling step: pick a ready task, poll it, charge its poll's
 //! virtual cost, fire what fell due; and a task's end.
 
-use std::panic::AssertUnwindSafe;
+use std::any::Any;
 use std::task::{Context, Poll};
 
 use warden::env::LocalTask;
 
-use super::{Executor, Hooks, LIVELOCK_STREAK, State, TaskId, waker};
+use super::{Executor, Hooks, LIVELOCK_STREAK, State, Stop, TaskId, waker};
 use crate::check::FailureClass;
 use crate::trace::{self, Kind};
 
@@ -65,8 +65,12 @@ impl Executor {
         if let Some(w) = &self.watch {
             w.enter_poll(polls);
         }
+        // No catch here: tasks spawned by `Env::spawn` and process mains
+        // catch their own panics; one escaping a task spawned raw unwinds
+        // to `run_until`, which ends the task and fails the run (a catch per
+        // poll measured 2 % of the benchmark).
         crate::panic_hook::set_in_task(true);
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+        let result = fut.as_mut().poll(&mut cx);
         crate::panic_hook::set_in_task(false);
         if let Some(w) = &self.watch {
             w.exit_poll();
@@ -89,7 +93,7 @@ impl Executor {
                 self.finish(id, group, fut);
             } else {
                 match result {
-                    Ok(Poll::Pending) => {
+                    Poll::Pending => {
                         // The slot is empty (taken above): no old future to drop.
                         if let Some(t) = s.tasks.get_mut(id)
                             && t.fut.is_none()
@@ -97,15 +101,9 @@ impl Executor {
                             t.fut = Some(fut);
                         }
                     }
-                    Ok(Poll::Ready(())) => {
+                    Poll::Ready(()) => {
                         drop(s);
                         self.finish(id, group, fut);
-                    }
-                    Err(payload) => {
-                        drop(s);
-                        let msg = warden::env::panic_message(&*payload);
-                        self.finish(id, group, fut);
-                        hooks.fail(FailureClass::Crash, "no-panic", format!("task panicked: {msg}"));
                     }
                 }
             }
@@ -116,13 +114,38 @@ impl Executor {
     }
 
     fn finish(&self, id: TaskId, group: u32, fut: LocalTask) {
-        {
-            let mut s = self.state.borrow_mut();
-            s.tasks.remove(id);
-            let stats = s.groups.stats_mut(group);
-            stats.live_tasks = stats.live_tasks.saturating_sub(1);
-        }
+        self.forget(id, group);
         // Destructors may spawn, wake or trace: no borrow is held here.
         drop(fut);
+    }
+
+    fn forget(&self, id: TaskId, group: u32) {
+        let mut s = self.state.borrow_mut();
+        s.tasks.remove(id);
+        let stats = s.groups.stats_mut(group);
+        stats.live_tasks = stats.live_tasks.saturating_sub(1);
+    }
+
+    /// A panic reached the run loop. Raised by a task's poll (its future
+    /// was dropped as it unwound): the task ends and the run fails as
+    /// `no-panic`. Raised by the simulator itself: it goes on unwinding.
+    #[cold]
+    pub(super) fn task_panicked<H: Hooks>(&self, payload: Box<dyn Any + Send>, hooks: &H) -> Stop {
+        if !crate::panic_hook::in_task() {
+            std::panic::resume_unwind(payload);
+        }
+        crate::panic_hook::set_in_task(false);
+        if let Some(w) = &self.watch {
+            w.exit_poll();
+        }
+        let id = self.current.replace(TaskId::NONE);
+        trace::set_context(self.now.get(), 0, TaskId::NONE);
+        let group = self.state.borrow_mut().tasks.get_mut(id).map(|t| t.group);
+        if let Some(group) = group {
+            self.forget(id, group);
+        }
+        let msg = warden::env::panic_message(&*payload);
+        hooks.fail(FailureClass::Crash, "no-panic", format!("task panicked: {msg}"));
+        Stop::Failed
     }
 }
