@@ -26,7 +26,7 @@ impl Coordinator {
         match after {
             After::StartJournaled => {
                 if let Some(g) = self.incumbent.as_ref() {
-                    let spec = GenSpec { program: g.rec.program.clone(), args: g.rec.args.clone() };
+                    let spec = GenSpec::of(&g.rec);
                     self.actions.push_back(A::Spawn {
                         token: g.token(),
                         role: Role::Incumbent,

@@ -45,7 +45,6 @@ pub(super) struct Handoff {
     pub(super) o_sealed: bool,
     /// N's Ready: its `healthz_ok`.
     pub(super) ready: Option<bool>,
-    pub(super) last_seen_o: Instant,
     pub(super) reason: String,
     /// Mutant `handoff-seal-timeout-no-resume` applies to this abort.
     pub(super) no_resume: bool,
@@ -315,16 +314,24 @@ impl Coordinator {
     }
 
     pub(super) fn fresh(&mut self) -> u64 {
-        // splitmix64; never 0 (0 is HandoffId::NONE).
+        // Never 0 (0 is HandoffId::NONE).
         loop {
-            self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.rng;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let z = crate::env::splitmix64(&mut self.rng);
             if z != 0 {
                 return z;
             }
+        }
+    }
+
+    /// Journals `phase` then goes on with `after`; a journal already at
+    /// `phase` (a restarted S finishing what it recorded) is not written
+    /// again.
+    pub(super) fn journal_phase(&mut self, now: Instant, phase: JournalPhase, after: After) {
+        if self.journal.as_ref().is_some_and(|r| r.phase == phase) {
+            self.journal_ok_as(now, after);
+        } else {
+            let rec = self.record(phase);
+            self.write(rec, after);
         }
     }
 

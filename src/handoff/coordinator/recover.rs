@@ -35,7 +35,6 @@ impl Coordinator {
                 o_prepared: rec.phase >= JournalPhase::Prepared,
                 o_sealed: matches!(rec.phase, JournalPhase::Sealed | JournalPhase::Committing),
                 ready: None,
-                last_seen_o: now,
                 reason: rec.reason.clone(),
                 no_resume: false,
             });
@@ -101,12 +100,7 @@ impl Coordinator {
                         });
                     }
                     self.phase = P::Beginning;
-                    if rec.phase == JournalPhase::Sealed {
-                        self.journal_ok_as(now, After::Sealed);
-                    } else {
-                        let r = self.record(JournalPhase::Sealed);
-                        self.write(r, After::Sealed);
-                    }
+                    self.journal_phase(now, JournalPhase::Sealed, After::Sealed);
                 } else {
                     self.abort(now, "coordinator restarted before the successor began".into(), false);
                 }

@@ -14,7 +14,7 @@ use super::peers::{Gen, Status};
 use super::types::{CoordinatorAction as A, CoordinatorPhase as P, GenSpec, Outcome};
 use crate::env::Instant;
 use crate::handoff::id::{HandoffId, Role, Token};
-use crate::handoff::journal::{GenRecord, JournalPhase};
+use crate::handoff::journal::JournalPhase;
 use crate::handoff::wire::Frame;
 
 impl Coordinator {
@@ -99,8 +99,7 @@ impl Coordinator {
                 self.actions.push_back(A::CrashPoint("handoff.s.after_o_hello"));
                 self.phase = P::Spawning;
                 if let (Some(n), Some(h)) = (self.successor.as_ref(), self.handoff.as_ref()) {
-                    let (token, spec) =
-                        (n.token(), GenSpec { program: n.rec.program.clone(), args: n.rec.args.clone() });
+                    let (token, spec) = (n.token(), GenSpec::of(&n.rec));
                     self.actions.push_back(A::Spawn { token, role: Role::Successor, spec, id: h.id });
                 }
                 self.deadline = Some(now + self.cfg.hello_timeout);
@@ -280,9 +279,6 @@ impl Coordinator {
 
     fn seal_seen(&mut self, now: Instant) {
         let started = self.handoff.as_ref().map_or(now, |h| h.started);
-        if let Some(h) = self.handoff.as_mut() {
-            h.last_seen_o = now;
-        }
         self.deadline = Some((started + self.cfg.deadline).min(now + self.cfg.liveness));
     }
 
@@ -305,11 +301,10 @@ impl Coordinator {
             o_prepared: false,
             o_sealed: false,
             ready: None,
-            last_seen_o: now,
             reason: String::new(),
             no_resume: false,
         });
-        let rec = GenRecord { token, pid: None, program: spec.program, args: spec.args };
+        let rec = spec.into_record(token);
         self.successor = Some(Gen::new(rec, Role::Successor, true));
         self.killed_successor = false;
         self.phase = P::Leasing;
@@ -319,10 +314,7 @@ impl Coordinator {
 
     /// A fresh process of the incumbent's program, after it exited.
     pub(super) fn restart_incumbent(&mut self) {
-        let spec = self.incumbent.as_ref().map_or_else(
-            || self.first.clone(),
-            |g| GenSpec { program: g.rec.program.clone(), args: g.rec.args.clone() },
-        );
+        let spec = self.incumbent.as_ref().map_or_else(|| self.first.clone(), |g| GenSpec::of(&g.rec));
         self.start_generation(spec);
     }
 
@@ -332,7 +324,7 @@ impl Coordinator {
             self.actions.push_back(A::Forget(old.token()));
         }
         let token = Token(self.fresh());
-        let rec = GenRecord { token, pid: None, program: spec.program, args: spec.args };
+        let rec = spec.into_record(token);
         self.incumbent = Some(Gen::new(rec, Role::Incumbent, true));
         self.phase = P::Starting;
         self.deadline = None;
@@ -353,9 +345,7 @@ impl Coordinator {
             self.actions.push_back(A::Kill(g.token()));
         }
         tracing::warn!("starting the incumbent failed; retrying");
-        self.deadline = Some(now + self.cfg.retry);
-        self.phase = P::Starting;
-        self.restart_pending = true;
+        self.restart_after_pause(now);
     }
 
     fn incumbent_died(&mut self, now: Instant, t: Token) {
@@ -383,25 +373,14 @@ impl Coordinator {
         }
         self.phase = P::Aborting;
         self.deadline = None;
-        let _ = now;
-        if self.journal.as_ref().is_some_and(|r| r.phase == JournalPhase::Aborting) {
-            self.journal_ok_as(now, After::Aborting);
-        } else {
-            let rec = self.record(JournalPhase::Aborting);
-            self.write(rec, After::Aborting);
-        }
+        self.journal_phase(now, JournalPhase::Aborting, After::Aborting);
     }
 
     /// Commits N: journal Committing, then Commit to N and O.
     pub(super) fn commit(&mut self, now: Instant) {
         self.phase = P::Committing;
         self.deadline = None;
-        if self.journal.as_ref().is_some_and(|r| r.phase == JournalPhase::Committing) {
-            self.journal_ok_as(now, After::Committing);
-        } else {
-            let rec = self.record(JournalPhase::Committing);
-            self.write(rec, After::Committing);
-        }
+        self.journal_phase(now, JournalPhase::Committing, After::Committing);
     }
 
     pub(super) fn decide_ready(&mut self, now: Instant) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::env::Pid;
 use crate::handoff::id::{HandoffId, Role, Token};
-use crate::handoff::journal::Record;
+use crate::handoff::journal::{GenRecord, Record};
 use crate::handoff::session::SessionId;
 use crate::handoff::wire::Frame;
 
@@ -16,6 +16,19 @@ pub struct GenSpec {
     pub program: String,
     /// Its arguments.
     pub args: Vec<String>,
+}
+
+impl GenSpec {
+    /// What the generation of `rec` runs (to start it, or start it again).
+    pub(super) fn of(rec: &GenRecord) -> GenSpec {
+        GenSpec { program: rec.program.clone(), args: rec.args.clone() }
+    }
+
+    /// The record of a new generation `token` running this (its pid
+    /// unknown yet).
+    pub(super) fn into_record(self, token: Token) -> GenRecord {
+        GenRecord { token, pid: None, program: self.program, args: self.args }
+    }
 }
 
 /// A handoff request from the operator (`warden upgrade`), numbered by the driver.
