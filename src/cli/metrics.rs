@@ -25,7 +25,7 @@ pub(crate) fn render(status: &[ServiceStatus]) -> Result<String, std::fmt::Error
     for s in status {
         let l = ServiceLabel { service: s.name.clone() };
         up.get_or_create(&l).set(i64::from(s.up()));
-        ready.get_or_create(&l).set(i64::from(s.state == "running" && s.ready));
+        ready.get_or_create(&l).set(i64::from(s.serving()));
         restarts.get_or_create(&l).inc_by(s.restarts);
     }
     let mut out = String::new();

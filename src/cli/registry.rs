@@ -163,7 +163,7 @@ mod with_etcd {
             let status = handle.status();
             let stopping = handle.is_stopping();
             for (name, r) in &self.0.services {
-                let ready = status.iter().any(|s| s.name == *name && s.state == "running" && s.ready);
+                let ready = status.iter().any(|s| s.name == *name && s.serving());
                 let want = ready && !stopping;
                 let have = self.0.active.borrow().contains_key(&r.key);
                 // RACE CONDITION SAFETY: a deregistration in flight would

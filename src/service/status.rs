@@ -30,11 +30,17 @@ impl ServiceStatus {
         self.pid.is_some()
     }
 
+    /// Whether it serves: running and ready (what `/metrics` reports ready
+    /// and what the registry registers).
+    pub fn serving(&self) -> bool {
+        self.state == "running" && self.ready
+    }
+
     /// Why `/readyz` fails for it, if it does: a service with a check must
     /// be running and ready; one that exited cleanly counts as done. Fails
     /// closed: every other state is a reason.
     pub fn not_ready_reason(&self) -> Option<String> {
-        if !self.has_check || self.state == "exited" || (self.state == "running" && self.ready) {
+        if !self.has_check || self.state == "exited" || self.serving() {
             return None;
         }
         Some(match self.state {
