@@ -233,6 +233,23 @@ pub(super) fn nofile_limit() -> u32 {
     u32::try_from(rl.rlim_cur).unwrap_or(CAP).min(CAP)
 }
 
+/// Sets or clears `O_NONBLOCK` on the open file description behind `fd`
+/// (shared with every process holding it; no write when already so).
+pub(super) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a fd the caller holds.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let wanted = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+        if wanted != flags && libc::fcntl(fd, libc::F_SETFL, wanted) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

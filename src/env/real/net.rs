@@ -98,21 +98,6 @@ fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.into())
 }
 
-/// Sets `O_NONBLOCK` on `fd` (a no-op when set already).
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on a fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if flags & libc::O_NONBLOCK == 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// The protocol of a stream socket, from its address family;
 /// `InvalidInput` for anything that is not a Unix or IP stream socket.
 fn stream_kind(fd: &OwnedFd) -> io::Result<Kind> {
@@ -143,7 +128,7 @@ pub(super) fn listen(addr: &Addr) -> io::Result<RealListener> {
         Addr::Unix(path) => (OwnedFd::from(std::os::unix::net::UnixListener::bind(path)?), Kind::Unix),
         Addr::Tcp(a) => (OwnedFd::from(std::net::TcpListener::bind(a)?), Kind::Tcp),
     };
-    set_nonblocking(&fd)?;
+    super::fds::set_nonblocking(fd.as_raw_fd(), true)?;
     Ok(RealListener { io: register(fd)?, kind })
 }
 
@@ -320,7 +305,7 @@ pub(super) fn fd_into_listener(fd: RealFd) -> io::Result<RealListener> {
     if !socket::getsockopt(&fd, sockopt::AcceptConn)? {
         return Err(invalid("not a listening socket"));
     }
-    set_nonblocking(&fd)?;
+    super::fds::set_nonblocking(fd.as_raw_fd(), true)?;
     Ok(RealListener { io: register(fd)?, kind })
 }
 
@@ -332,7 +317,7 @@ pub(super) fn fd_into_stream(fd: RealFd) -> io::Result<RealStream> {
     if socket::getsockopt(&fd, sockopt::AcceptConn)? {
         return Err(invalid("a listening socket is not a stream"));
     }
-    set_nonblocking(&fd)?;
+    super::fds::set_nonblocking(fd.as_raw_fd(), true)?;
     Ok(RealStream { io: register(fd)?, kind })
 }
 
