@@ -46,7 +46,11 @@ struct ChildInner {
 impl Drop for ChildInner {
     fn drop(&mut self) {
         // Unreaped and unheld: an orphan for `reap_orphans` from now on.
-        super::orphans::disown(self.pid);
+        // Only a child this handle owns and has not reaped: once reaped,
+        // its pid may already name a newer child, owned by another handle.
+        if !self.adopted && self.status.get().is_none() {
+            super::orphans::disown(self.pid);
+        }
     }
 }
 
@@ -118,7 +122,7 @@ impl RealEnv {
 
         if opts.blocking_fds {
             for fd in &raw_sources {
-                set_blocking(*fd)?;
+                super::fds::set_nonblocking(*fd, false)?;
             }
         }
         let notify = if opts.notify { Some(NotifySocket::bind()?) } else { None };
@@ -294,6 +298,7 @@ impl RealEnv {
                         tracing::error!(pid = inner.pid, error = %e, "child's exit status lost");
                         let s = ExitStatus::Code(-1);
                         inner.status.set(Some(s));
+                        super::orphans::disown(inner.pid);
                         return s;
                     }
                 }
@@ -362,18 +367,6 @@ impl RealEnv {
             }
         })
     }
-}
-
-/// Clears O_NONBLOCK on the open file description behind `fd`.
-fn set_blocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl F_GETFL/F_SETFL on an fd the caller holds.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Whether the process behind `pidfd` has exited (its pidfd polls readable).
