@@ -84,7 +84,12 @@ fn the_control_socket_refuses_another_uid() {
     for p in [w.dir.0.clone(), w.path("run"), w.path("run/ctl.sock")] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    let out = Command::new(warden_bin())
+    // A copy uid nobody can reach: the build's own may sit under a
+    // private directory (a clone in a 0700 home or temp dir).
+    let bin = w.path("warden-as-nobody");
+    std::fs::copy(warden_bin(), &bin).expect("cannot copy the warden binary");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(&bin)
         .args(["status", "--json", "-c"])
         .arg(&w.config)
         .uid(NOBODY)

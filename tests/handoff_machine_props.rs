@@ -41,7 +41,6 @@ proptest! {
         let id = HandoffId(8);
         let mut o = Incumbent::new(IncumbentConfig::default(), (1, Token(1)), vec!["l".into()], true, false);
         let mut t = Instant::BOOT;
-        let mut accepting = true;
         let (mut resume_seen, mut committed) = (false, false);
         for (kind, i) in events {
             t += Duration::from_millis(7);
@@ -60,17 +59,14 @@ proptest! {
                     OA::StartAccepting => {
                         prop_assert!(resume_seen, "accepting again without a resume of its own handoff");
                         prop_assert!(!committed, "accepting after Commit");
-                        accepting = true;
                         resume_seen = false;
                     }
-                    OA::StopAccepting => accepting = false,
                     // O took the Commit: it retires.
                     OA::Notify(warden::handoff::session::AppEvent::Committed(_)) => committed = true,
                     _ => {}
                 }
             }
         }
-        let _ = accepting;
     }
 
     /// N accepts only after Begin of its own handoff.

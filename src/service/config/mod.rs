@@ -256,11 +256,6 @@ impl Config {
         registry::unique_keys(&cx, &registers)?;
         Ok(Config { file: file.to_owned(), warden, services, graph, registry: reg })
     }
-
-    /// The index of the service called `name`.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.services.iter().position(|s| s.name == name)
-    }
 }
 
 fn service(
