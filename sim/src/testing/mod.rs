@@ -94,8 +94,8 @@ pub fn check_scenario(path: impl AsRef<Path>, mutant: Option<&'static str>) -> V
     let sc = scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
     let mut reports = Vec::new();
     for seed in seeds() {
-        let report =
-            run_scenario(&sc, &RunOptions { seed, mutant, tail: true, watchdog: true, ..RunOptions::default() });
+        let opts = RunOptions { seed, mutant, watchdog: true, ..RunOptions::default() };
+        let mut report = run_scenario(&sc, &opts);
         println!(
             "seed={} hash={:016x} result={}",
             seed,
@@ -103,6 +103,8 @@ pub fn check_scenario(path: impl AsRef<Path>, mutant: Option<&'static str>) -> V
             if report.failure.is_some() { "fail" } else { "pass" }
         );
         if report.failure.is_some() {
+            // Only a failing seed pays for its trace text: the same run again.
+            report = run_scenario(&sc, &RunOptions { tail: true, ..opts });
             let test = crate::replay::ReplayLine {
                 replayer: &cargo_test_replayer("check_scenario"),
                 seed,

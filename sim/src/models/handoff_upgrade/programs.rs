@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use warden::env::{Addr, Env, NetEnv, ProcessEnv};
 use warden::handoff::app::{self, AppConfig};
-use warden::handoff::coordinator::{self, CoordinatorConfig, CoordinatorSetup, GenSpec, Outcome, vars};
+use warden::handoff::coordinator::{self, CoordinatorConfig, CoordinatorSetup, GenSpec, vars};
 use warden::handoff::incumbent::IncumbentConfig;
 use warden::handoff::journal::Journal;
 use warden::handoff::successor::SuccessorConfig;
@@ -158,7 +158,6 @@ impl Programs {
     }
 
     async fn operator(self, env: SimEnv) -> i32 {
-        let s = &self.shared;
         for k in 0..self.handoffs {
             env.sleep(Duration::from_millis(env.random_below(self.request_gap_ms))).await;
             if !env.faults_allowed() {
@@ -174,15 +173,15 @@ impl Programs {
             };
             let spec = GenSpec { program: "svc".into(), args: vec![format!("v{}", k + 2), health.name().into()] };
             if env.random_below(100) < self.overlap_pct {
-                let (env2, spec2, s2, gap) = (env.clone(), spec.clone(), self.shared.clone(), self.deadline);
+                let (env2, spec2, gap) = (env.clone(), spec.clone(), self.deadline);
                 drop(env.spawn("second-request", async move {
                     env2.sleep(env2.random_duration(gap)).await;
-                    let r = coordinator::request_handoff(&env2, &admin(), &spec2, Duration::from_secs(30)).await;
-                    count(&s2, &r);
+                    // Outcomes are not checked here: the invariants read the
+                    // journal, the generations and the clients.
+                    let _ = coordinator::request_handoff(&env2, &admin(), &spec2, Duration::from_secs(30)).await;
                 }));
             }
-            let r = coordinator::request_handoff(&env, &admin(), &spec, Duration::from_secs(30)).await;
-            count(s, &r);
+            let _ = coordinator::request_handoff(&env, &admin(), &spec, Duration::from_secs(30)).await;
         }
         std::future::pending().await
     }
@@ -198,7 +197,7 @@ impl Programs {
             }
             let key = (id, n);
             let boot = self.shared.boots().1;
-            self.shared.pending.borrow_mut().insert(key, 0);
+            self.shared.pending.borrow_mut().insert(key);
             let (env2, addr2) = (env.clone(), addr.clone());
             let attempt = async move {
                 let s = env2.connect(&addr2).await.map_err(|e| (true, format!("connect: {e}")))?;
@@ -213,20 +212,11 @@ impl Programs {
             match r {
                 Ok(Ok(())) => {
                     self.shared.pending.borrow_mut().remove(&key);
-                    self.shared.answered.set(self.shared.answered.get() + 1);
                 }
                 Ok(Err((refused, e))) => self.shared.failed(key, boot, refused, &e),
                 Err(_) => self.shared.failed(key, boot, false, "no reply in time"),
             }
         }
         std::future::pending().await
-    }
-}
-
-fn count(s: &Shared, r: &Result<Outcome, coordinator::AdminError>) {
-    match r {
-        Ok(Outcome::Committed { .. }) => s.commits.set(s.commits.get() + 1),
-        Ok(Outcome::Aborted { .. }) => s.aborts.set(s.aborts.get() + 1),
-        Err(_) => s.refusals.set(s.refusals.get() + 1),
     }
 }

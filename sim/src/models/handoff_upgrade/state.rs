@@ -1,7 +1,7 @@
 //! What the handoff model's programs report, and the checkers that read it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use warden::handoff::journal::Record;
 
@@ -33,9 +33,7 @@ pub(super) struct Shared {
     /// Failures excused by `unread` connections of killed processes.
     pub(super) unread_excused: Cell<u64>,
     /// Requests sent and not yet answered or excused.
-    pub(super) pending: RefCell<BTreeMap<(u32, u32), u64>>,
-    pub(super) answered: Cell<u64>,
-    pub(super) excused: Cell<u64>,
+    pub(super) pending: RefCell<BTreeSet<(u32, u32)>>,
     /// The last journal the probe read.
     pub(super) journal: RefCell<Option<Record>>,
     /// S's processes (the last one is current).
@@ -45,9 +43,6 @@ pub(super) struct Shared {
     pub(super) seal_late: Cell<bool>,
     pub(super) died_in_drain: Cell<bool>,
     pub(super) stale_ignored: Cell<u64>,
-    pub(super) commits: Cell<u64>,
-    pub(super) aborts: Cell<u64>,
-    pub(super) refusals: Cell<u64>,
 }
 
 impl Shared {
@@ -60,17 +55,12 @@ impl Shared {
             unread: RefCell::default(),
             unread_excused: Cell::new(0),
             pending: RefCell::default(),
-            answered: Cell::new(0),
-            excused: Cell::new(0),
             journal: RefCell::default(),
             coordinators: RefCell::default(),
             accepted_in_boot: Cell::new(0),
             seal_late: Cell::new(false),
             died_in_drain: Cell::new(false),
             stale_ignored: Cell::new(0),
-            commits: Cell::new(0),
-            aborts: Cell::new(0),
-            refusals: Cell::new(0),
         }
     }
 
@@ -128,7 +118,6 @@ impl Shared {
             None => !refused && self.unread_of_killed(),
         };
         if host_fault || killed {
-            self.excused.set(self.excused.get() + 1);
             return;
         }
         self.checks.fail(
@@ -161,7 +150,7 @@ impl Shared {
                 ),
             ),
         }
-        if let Some((key, _)) = self.pending.borrow().iter().next() {
+        if let Some(key) = self.pending.borrow().iter().next() {
             checks.pending(
                 "never-refused",
                 format!("{} requests unanswered, e.g. client {} request {}", self.pending.borrow().len(), key.0, key.1),
