@@ -47,6 +47,13 @@ pub enum Replayer {
     },
 }
 
+impl Replayer {
+    /// This process's CLI running the scenario file at `scenario`.
+    pub fn cli(scenario: &std::path::Path) -> Replayer {
+        Replayer::Cli { program: program_name().into(), scenario: scenario.to_owned() }
+    }
+}
+
 /// One run's replay command; `Display` prints it on one line.
 #[derive(Debug, Clone)]
 pub struct ReplayLine<'a> {

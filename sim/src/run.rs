@@ -151,10 +151,7 @@ pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     }
     let shape = RunShape {
         name: &scenario.name,
-        replayer: crate::replay::Replayer::Cli {
-            program: crate::replay::program_name().into(),
-            scenario: scenario.path.clone(),
-        },
+        replayer: crate::replay::Replayer::cli(&scenario.path),
         duration: scenario.duration,
         liveness: scenario.liveness,
         scheduler: scenario.scheduler,

@@ -75,6 +75,20 @@ fn a_saved_fault_plan_replays_the_same_run() {
 }
 
 #[test]
+fn shrink_prints_a_replay_line_that_keeps_the_scheduler() {
+    let dir = std::env::temp_dir().join(format!("warden-sim-shrink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("plan.toml");
+    let p = plan.to_str().unwrap();
+    let (sc, mutant) = ("scenarios/supervisor-lifecycle.toml", "start-not-idempotent");
+    let o = sim(&["shrink", sc, "--seed", "0", "--mutant", mutant, "--sched", "pct", "--output", p]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let want = format!("replay: warden-sim run {sc} --seed 0 --mutant {mutant} --sched pct --plan {p}");
+    assert!(out.lines().any(|l| l == want), "no {want:?} in:\n{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn failures_exit_with_their_class_and_print_the_replay() {
     let o = sim(&["run", LOST, "--seed", "0", "--mutant", "selftest-lost-update"]);
     assert_eq!(o.status.code(), Some(10), "{}", String::from_utf8_lossy(&o.stdout));

@@ -79,10 +79,7 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, ExitCode> {
         failed += sweep.failed;
         if let Some((s, f)) = &sweep.first_failure {
             first = Some(first.map_or(*s, |x| x.min(*s)));
-            let replayer = crate::replay::Replayer::Cli {
-                program: crate::replay::program_name().into(),
-                scenario: sc.path.clone(),
-            };
+            let replayer = crate::replay::Replayer::cli(&sc.path);
             let line = crate::replay::ReplayLine {
                 replayer: &replayer,
                 seed: *s,

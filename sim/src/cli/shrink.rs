@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use super::{ShrinkArgs, load, mutant_arg, sched_arg, usage};
+use crate::replay::{ReplayLine, Replayer};
 use crate::run::{RunOptions, run_scenario};
 use crate::shrink::shrink;
 
@@ -14,12 +15,13 @@ pub(super) fn cmd_shrink(args: ShrinkArgs) -> Result<ExitCode, ExitCode> {
     let ShrinkArgs { scenario, seed, mutant, sched, output } = args;
     let sc = load(&scenario)?;
     let mutant = mutant_arg(mutant)?;
-    let opts = RunOptions { seed, mutant, scheduler: sched_arg(sched, &sc), watchdog: true, ..RunOptions::default() };
+    let scheduler = sched_arg(sched, &sc);
+    let opts = RunOptions { seed, mutant, scheduler, watchdog: true, ..RunOptions::default() };
     let found = shrink(&opts, MAX_RUNS, &|o| run_scenario(&sc, o)).map_err(usage)?;
     std::fs::write(&output, found.plan.to_toml()).map_err(|e| usage(format!("{}: {e}", output.display())))?;
     println!("plan: {} ({} runs tried)", output.display(), found.runs);
-    let m = mutant.map(|m| format!(" --mutant {m}")).unwrap_or_default();
-    println!("replay: warden-sim run {} --seed {seed}{m} --plan {}", scenario.display(), output.display());
+    let replay = ReplayLine { replayer: &Replayer::cli(&scenario), seed, mutant, scheduler, plan_file: Some(&output) };
+    println!("replay: {replay}");
     println!(
         "shrunk: {} faults -> {} faults, still fails {} {}",
         found.original.fault_count(),
