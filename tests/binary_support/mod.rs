@@ -7,13 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The binary under test.
-pub fn warden_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_warden")
-}
-
 #[allow(unused_imports)]
-pub use crate::common::{TempDir, alive, free_port, wait_for};
+pub use crate::common::{TempDir, alive, die_with_test, free_port, wait_for, warden_bin};
 
 /// A running `warden run`.
 pub struct Warden {
@@ -33,14 +28,7 @@ impl Warden {
         let out = std::fs::File::create(&log).expect("cannot create the log");
         let mut cmd = Command::new(warden_bin());
         cmd.args(["run", "-c"]).arg(&config).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(out);
-        // SAFETY: prctl in the forked child only sets a flag: warden dies
-        // with the test process however the test ends.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                Ok(())
-            });
-        }
+        die_with_test(&mut cmd);
         let child = cmd.spawn().expect("cannot start warden");
         Warden { child, dir, config, log }
     }

@@ -1,10 +1,36 @@
-//! What every real-process test bed needs: a temp dir removed on drop, a
+//! What every real-process test bed needs: the warden binary, one test at
+//! a time, children that die with the test, a temp dir removed on drop, a
 //! free loopback port, a bounded wait, and whether a pid still lives.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types, dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+/// The `warden` binary under test.
+pub fn warden_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_warden")
+}
+
+/// Real-process tests share two cores and loopback ports: one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The child `cmd` starts gets SIGKILL when the test process dies, however
+/// the test ends.
+pub fn die_with_test(cmd: &mut Command) {
+    // SAFETY: prctl in the forked child only sets a flag.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            Ok(())
+        });
+    }
+}
 
 /// A directory removed on drop.
 pub struct TempDir(pub PathBuf);

@@ -8,7 +8,6 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant as StdInstant};
 
 use etcd_client::Client;
@@ -21,12 +20,8 @@ use warden::gate::{
 
 /// One test at a time: each starts its own etcd, and the pause test is
 /// about timing on a 2-core machine.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Holds the one-test-at-a-time lock for as long as it lives.
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+#[allow(unused_imports)]
+pub use crate::common::serial;
 
 pub fn block_on<F: Future>(f: F) -> F::Output {
     RealEnv::block_on(f).expect("cannot start the runtime")

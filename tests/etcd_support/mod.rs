@@ -29,7 +29,7 @@ pub fn etcd_bin() -> PathBuf {
 }
 
 #[allow(unused_imports)]
-pub use crate::common::{TempDir, free_port, wait_for};
+pub use crate::common::{TempDir, die_with_test, free_port, wait_for};
 
 /// One etcd member.
 pub struct Member {
@@ -146,14 +146,7 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        // SAFETY: prctl in the forked child only sets a flag: etcd dies with
-        // the test's thread however the test ends.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                Ok(())
-            });
-        }
+        die_with_test(&mut cmd);
         m.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display())));
     }
 

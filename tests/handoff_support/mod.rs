@@ -12,30 +12,18 @@ use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use warden::handoff::coordinator::{GenSpec, Outcome, parse_reply, request_line};
 use warden::handoff::journal::{FILE, Record};
-
-/// The binaries under test.
-pub fn warden_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_warden")
-}
 
 /// The demo service.
 pub fn echo_bin() -> &'static str {
     env!("CARGO_BIN_EXE_handoff-echo")
 }
 
-/// Real-process tests share two cores and loopback ports: one at a time.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[allow(unused_imports)]
-pub use crate::common::{TempDir, alive, free_port, wait_for};
+pub use crate::common::{TempDir, alive, die_with_test, free_port, serial, wait_for, warden_bin};
 
 /// The open fds of `pid`, with what they name (`socket:[123]`, ...).
 pub fn fds_of(pid: u32) -> Vec<(i32, String)> {
@@ -170,12 +158,12 @@ impl Bed {
         // Its own process group (so the bed can kill it and its
         // generations at once); SIGKILL when the test process dies.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        // SAFETY: prctl and close_range in the forked child only set flags.
-        // Like any supervisor, S starts with no fd but 0-2: whatever the
-        // test runner inherited (a build lock, say) closes at exec.
+        die_with_test(&mut cmd);
+        // SAFETY: close_range in the forked child only sets flags. Like any
+        // supervisor, S starts with no fd but 0-2: whatever the test runner
+        // inherited (a build lock, say) closes at exec.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
                 libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
                 Ok(())
             });
